@@ -1,0 +1,35 @@
+"""The one command-line app. Each command is a thin wrapper; the work lives in the subpackages.
+
+Commands are registered from `rlscale.commands.*` modules so that each area owns its own CLI code.
+"""
+
+import typer
+
+from rlscale import __version__
+
+app = typer.Typer(
+    name="rlscale",
+    help="Measure, fit, forecast and plan the scaling of RL post-training (GRPO) of LLMs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+):
+    """rlscale: GRPO scaling experiments, scaling laws, forecasts and plans."""
+
+
+# --- command registrations (one line per command; implementations in rlscale/commands/) ---
+# BEGIN COMMANDS
+# END COMMANDS

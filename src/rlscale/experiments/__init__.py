@@ -1,0 +1,1 @@
+"""rlscale.experiments"""
