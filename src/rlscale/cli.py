@@ -32,4 +32,5 @@ def main(
 
 # --- command registrations (one line per command; implementations in rlscale/commands/) ---
 # BEGIN COMMANDS
+from rlscale.commands.sweep import sweep; app.command("sweep")(sweep)  # noqa: E402,E702
 # END COMMANDS

@@ -1,0 +1,117 @@
+"""Experiment specs: a base training config plus a grid of overrides, expanded into named runs.
+
+A spec file looks like
+
+    name: exp1_ladder
+    base: ../smoke.yaml            # a training config, relative to this file
+    overrides: {eval_every: 2}     # applied to every run
+    grid:                          # the cartesian product of these lists, in this order
+      model: [mini-250k, mini-1m]
+      seed: [0, 1]
+
+Every run gets a readable, stable id built from the grid values (`mini-250k_s0`), so a rerun of the
+same spec finds the same run directories and can skip or resume them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rlscale.errors import ConfigError
+
+# Short names in run ids for the keys a sweep usually varies; other keys use their last dotted part.
+_ID_PREFIX = {"seed": "s", "group_size": "G", "tau": "tau", "data.reuse_tau": "tau", "family": ""}
+
+
+class ExperimentSpec(BaseModel):
+    """One experiment: the runs of a grid over training-config keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Experiment name; runs land in <out>/<name>/<run_id>/.")
+    base: str | dict[str, Any] = Field(
+        description="Base training config: a YAML path relative to the spec file, or a mapping.")
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="Training-config keys (dotted for nested) to lists of values; the runs are "
+                    "their cartesian product, in the order written.")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="Training-config keys set for every run of the spec.")
+    description: str = Field(default="", description="What the experiment measures.")
+
+
+class RunSpec(BaseModel):
+    """One run of an experiment: its id and the training-config overrides that define it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    experiment: str
+    run_id: str
+    base: str | dict[str, Any]
+    overrides: dict[str, Any]
+
+    def override_args(self) -> list[str]:
+        """The overrides as `key=value` strings, as `rlscale train` takes them."""
+        return [f"{k}={_yaml_scalar(v)}" for k, v in self.overrides.items()]
+
+
+def load_spec(path: str | Path) -> tuple[ExperimentSpec, Path]:
+    """Read and validate a spec file; returns the spec and the directory relative paths start from."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: experiment spec not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: an experiment spec must be a mapping with name, base and grid")
+    try:
+        spec = ExperimentSpec.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: key '{key}': {first['msg']}") from None
+    for key, values in spec.grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{path}: grid key '{key}' must be a non-empty list")
+    return spec, path.parent
+
+
+def expand(spec: ExperimentSpec, spec_dir: Path | None = None,
+           extra_overrides: dict[str, Any] | None = None) -> list[RunSpec]:
+    """All runs of a spec, in grid order, with unique readable ids."""
+    base = spec.base
+    if isinstance(base, str):
+        base = str((spec_dir or Path(".")) / base) if not Path(base).is_absolute() else base
+    keys = list(spec.grid)
+    runs, seen = [], set()
+    for values in itertools.product(*(spec.grid[k] for k in keys)):
+        point = dict(zip(keys, values, strict=True))
+        run_id = _run_id(point) if point else spec.name
+        if run_id in seen:
+            raise ConfigError(f"experiment '{spec.name}': two runs would share id '{run_id}'")
+        seen.add(run_id)
+        overrides = {**spec.overrides, **(extra_overrides or {}), **point}
+        runs.append(RunSpec(experiment=spec.name, run_id=run_id, base=base, overrides=overrides))
+    return runs
+
+
+def _run_id(point: dict[str, Any]) -> str:
+    parts = []
+    for key, value in point.items():
+        prefix = _ID_PREFIX.get(key, key.split(".")[-1] + "-")
+        text = Path(str(value)).name if isinstance(value, str) else str(value)
+        parts.append(f"{prefix}{text}")
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(parts))
+
+
+def _yaml_scalar(value: Any) -> str:
+    """A value written so that YAML parses it back to the same thing."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
