@@ -33,4 +33,12 @@ def main(
 # --- command registrations (one line per command; implementations in rlscale/commands/) ---
 # BEGIN COMMANDS
 from rlscale.commands.sweep import sweep; app.command("sweep")(sweep)  # noqa: E402,E702
+from rlscale.commands.fit import fit; app.command("fit")(fit)  # noqa: E402,E702
+from rlscale.commands.train import train; app.command("train")(train)  # noqa: E402,E702
+from rlscale.commands.import_runs import import_runs; app.command("import")(import_runs)  # noqa: E402,E702
+from rlscale.commands.verify import verify; app.command("verify")(verify)  # noqa: E402,E702
+from rlscale.commands.predict import predict; app.command("predict")(predict)  # noqa: E402,E702
+from rlscale.commands.report import report; app.command("report")(report)  # noqa: E402,E702
+from rlscale.commands.plan import plan; app.command("plan")(plan)  # noqa: E402,E702
+from rlscale.commands.warmstart import warmstart; app.command("warmstart")(warmstart)  # noqa: E402,E702
 # END COMMANDS

@@ -1,0 +1,152 @@
+"""The built-in procedural task: integer + and - chains, the default task of the miniature ladder.
+
+A problem is a short prompt such as ``37+48-12=`` and its worked solution is the left-to-right chain
+``37+48=85,85-12=73,\\boxed{73}``: every step repeats the running value it starts from, so the inputs
+of each step sit right before it (local copying is what tiny character-level models learn first),
+and the final answer is in ``\\boxed{}`` so the same reward path serves this task and real math data.
+Results never go negative (see `_draw_chain`), so numbers carry no sign and the chains stay short.
+The format and the difficulty proxy are explained in docs/data.md.
+"""
+
+import hashlib
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlscale.data.problem import Problem
+from rlscale.errors import DataError
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A difficulty tier: operands of `digits` digits joined by `ops` operations (+ or -)."""
+
+    digits: int
+    ops: int
+
+    @property
+    def cost(self) -> int:
+        """Work units of a solution: two per operand digit (a column sum and its carry), one per
+        operation beyond the first. Digits weigh more because that is what tiny models found harder
+        (docs/data.md)."""
+        return 2 * self.digits + self.ops - 2
+
+    @property
+    def pass_rate(self) -> float:
+        """Difficulty proxy in [0, 1], higher = easier: exp(-cost / 3) (see docs/data.md)."""
+        return math.exp(-self.cost / PASS_RATE_SCALE)
+
+
+PASS_RATE_SCALE = 3.0
+# Ordered easy -> hard (strictly increasing cost), the order a 0.25M-1M model learns them in
+# (docs/data.md). With exp(-cost/3), tiers 1-3 are easy (pass rate >= 0.3) and 4-6 hard, so the
+# default mix is half easy, half hard, like the paper's hold-out set. Longer chains (3 operations
+# of 2+ digits) would break the 24/40-character budget.
+ARITHMETIC_TIERS: dict[int, Tier] = {
+    1: Tier(digits=1, ops=1),  # 7+5=            cost 1, pass rate 0.72
+    2: Tier(digits=1, ops=2),  # 7+5-3=          cost 2, pass rate 0.51
+    3: Tier(digits=2, ops=1),  # 37+48=          cost 3, pass rate 0.37
+    4: Tier(digits=2, ops=2),  # 37+48-12=       cost 4, pass rate 0.26
+    5: Tier(digits=3, ops=2),  # 374+481-129=    cost 6, pass rate 0.14
+    6: Tier(digits=4, ops=1),  # 4821+3977=      cost 7, pass rate 0.10
+}
+
+ARITHMETIC_CHARSET = "0123456789+-=,\\boxed{}"
+"""Every character a prompt or a solution can contain (each once)."""
+
+SPLITS = ("train", "test")
+TEST_FRACTION = 1 / 8
+"""Share of all possible problems reserved for split="test", chosen by a hash of the prompt."""
+
+_PROMPT = re.compile(r"(\d+)((?:[+-]\d+)+)=")
+_TERM = re.compile(r"([+-])(\d+)")
+
+
+def arithmetic_problems(
+    n: int, *, seed: int, tiers: Sequence[int] | None = None, split: str | None = None
+) -> list[Problem]:
+    """`n` problems, the same for the same arguments.
+
+    tiers: tier numbers of `ARITHMETIC_TIERS` (default: all); each gets an equal share of the n
+    problems (the first n % len(tiers) tiers get one more), in a seeded random order.
+    split: None draws from all problems; "train" / "test" draw only from a fixed, disjoint part of
+    the problem space (by a hash of the prompt), so a held-out set never overlaps training data
+    whatever the seeds.
+    """
+    if n < 0:
+        raise DataError(f"n must be >= 0, got {n}", field="n")
+    if split is not None and split not in SPLITS:
+        raise DataError(f"split must be one of {SPLITS} or None, got {split!r}", field="split")
+    chosen = list(ARITHMETIC_TIERS) if tiers is None else list(tiers)
+    unknown = [t for t in chosen if t not in ARITHMETIC_TIERS]
+    if not chosen or unknown:
+        raise DataError(
+            f"tiers must be a non-empty subset of {list(ARITHMETIC_TIERS)}, got {chosen}",
+            field="tiers",
+        )
+    rng = np.random.default_rng(seed)
+    assignment = [chosen[i % len(chosen)] for i in range(n)]
+    rng.shuffle(assignment)
+    problems = []
+    for i, tier_id in enumerate(assignment):
+        tier = ARITHMETIC_TIERS[tier_id]
+        prompt, answer = _draw_chain(tier, rng)
+        while split is not None and _split_of(prompt) != split:  # rejection keeps it uniform
+            prompt, answer = _draw_chain(tier, rng)
+        problems.append(
+            Problem(
+                id=f"arith-{split or 'all'}-s{seed}-{i}",
+                prompt=prompt,
+                answer=str(answer),
+                pass_rate=tier.pass_rate,
+                source="arithmetic",
+                metadata={"tier": tier_id, "digits": tier.digits, "ops": tier.ops},
+            )
+        )
+    return problems
+
+
+def arithmetic_solution(problem: Problem | str) -> str:
+    """The worked target text for supervised warm start, e.g. ``37+48=85,85-12=73,\\boxed{73}``.
+
+    Computed from the prompt (parsed, never evaluated as code).
+    """
+    prompt = problem if isinstance(problem, str) else problem.prompt_text()
+    match = _PROMPT.fullmatch(prompt)
+    if match is None:
+        owner = "" if isinstance(problem, str) else f"problem {problem.id}: "
+        raise DataError(f"{owner}not an arithmetic prompt: {prompt!r}", field="prompt")
+    value = int(match.group(1))
+    steps = []
+    for op, operand in _TERM.findall(match.group(2)):
+        result = value + int(operand) if op == "+" else value - int(operand)
+        steps.append(f"{value}{op}{operand}={result}")
+        value = result
+    return ",".join(steps) + f",\\boxed{{{value}}}"
+
+
+def _draw_chain(tier: Tier, rng: np.random.Generator) -> tuple[str, int]:
+    """One prompt of the tier and its value, evaluated left to right.
+
+    An operation is "-" with probability 1/2 unless that would make the running value negative
+    (then "+"): keeping every number unsigned keeps the charset and the solutions small.
+    """
+    low = 0 if tier.digits == 1 else 10 ** (tier.digits - 1)
+    high = 10**tier.digits  # exclusive
+    value = int(rng.integers(low, high))
+    text = str(value)
+    for _ in range(tier.ops):
+        operand = int(rng.integers(low, high))
+        subtract = bool(rng.integers(2)) and operand <= value
+        value = value - operand if subtract else value + operand
+        text += f"{'-' if subtract else '+'}{operand}"
+    return text + "=", value
+
+
+def _split_of(prompt: str) -> str:
+    """The fixed train/test side of a prompt (a stable hash, independent of Python's hash seed)."""
+    digest = int.from_bytes(hashlib.blake2b(prompt.encode(), digest_size=8).digest(), "big")
+    return "test" if digest % round(1 / TEST_FRACTION) == 0 else "train"

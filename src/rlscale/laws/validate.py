@@ -1,0 +1,275 @@
+"""Validation protocols: every error here is measured on points the fit never saw.
+
+- `inter_model`: fit the sizes below a target size, predict the target's whole curve.
+  `refit_intercept=True` is the paper's variant (k(target) predicted, E(target) fitted on the
+  target's own data): it is labelled partially in-sample because one parameter saw the target.
+- `intra_run`: fit the first `fraction` of each size's curve, predict the rest.
+- `leave_one_size_out`: for each law, hold out each size in turn (fully out of sample, or with the
+  intercept refitted) and average the held-out errors: the comparison of forms.
+
+Held-out points are the run-averaged curve points per (N, step), as the fits see them; errors are
+MAPE (a fraction), RMSE (in L) and R^2 around the held-out points' own mean, per held-out size and
+pooled over all held-out points. In-sample R^2 is never reported as prediction accuracy.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from rlscale.errors import LawError
+from rlscale.laws.base import FittedLaw, Points, format_size, get_law, prepare_points, size_key
+
+# --- the law API, in one place --------------------------------------------------------------------
+
+def resolve_law(law):
+    """A `Law` object, or a spec string `name` / `name:key=value,key=value` (e.g.
+    `loglinear_kn:e_form=saturating`) given to `get_law`."""
+    if not isinstance(law, str):
+        return law
+    name, _, opts = law.partition(":")
+    options = {}
+    for item in filter(None, opts.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise LawError(f"law option '{item}' in '{law}' is not key=value")
+        options[key.strip()] = _parse_value(value.strip())
+    return get_law(name.strip(), **options)
+
+
+def _parse_value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def law_label(law) -> str:
+    """A short name for reports that `resolve_law` reads back: the spec string as given, or for a
+    Law object its name and the options that differ from their defaults."""
+    if isinstance(law, str):
+        return law
+    defaults = {name: p.default for name, p in inspect.signature(type(law).__init__).parameters.items()}
+    changed = [f"{k}={v}" for k, v in law.get_options().items() if defaults.get(k) != v]
+    return law.name + (":" + ",".join(changed) if changed else "")
+
+
+def predict(fitted, N, X) -> np.ndarray:
+    """`fitted.predict` on float arrays of equal length."""
+    N, X = np.broadcast_arrays(np.asarray(N, float), np.asarray(X, float))
+    return np.asarray(fitted.predict(N, X), float)
+
+
+def can_predict_unseen_size(fitted, N: float) -> bool:
+    """Whether the law gives a finite prediction at a size it was not fitted on (a parametric E(N));
+    laws with a free intercept per size raise or return NaN there."""
+    try:
+        value = predict(fitted, [N], [1e3])
+    except (LawError, KeyError, ValueError):
+        return False
+    return bool(np.all(np.isfinite(value)))
+
+
+def refit_size_intercept(fitted, points: Points, size: float):
+    """The fit with E(size) fitted on `size`'s own points and everything else (k(size) included)
+    taken from `fitted`: the paper's inter-model variant."""
+    return fitted.refit_intercepts(points.for_sizes([size]))
+
+
+# --- curve points and errors ----------------------------------------------------------------------
+
+def errors(observed, predicted) -> dict:
+    """MAPE (a fraction, as in the fit metrics: 0.02 = 2%), RMSE and R^2 (around the observed
+    mean) of a set of held-out points."""
+    obs, pred = np.asarray(observed, float), np.asarray(predicted, float)
+    resid = pred - obs
+    ss_tot = float(np.sum((obs - obs.mean()) ** 2)) if obs.size else 0.0
+    return {
+        "n": int(obs.size),
+        "mape": float(np.mean(np.abs(resid) / obs)) if obs.size else math.nan,
+        "rmse": float(np.sqrt(np.mean(resid**2))) if obs.size else math.nan,
+        "r2": 1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else math.nan,
+    }
+
+
+def heldout_report(points: pd.DataFrame) -> dict:
+    """`errors` per held-out size (keys: N as a string, e.g. '7000000000.0') and overall."""
+    by_size = {size_key(n): errors(g["L"], g["L_pred"]) for n, g in points.groupby("N")}
+    return {"overall": errors(points["L"], points["L_pred"]), "by_size": by_size}
+
+
+# --- results --------------------------------------------------------------------------------------
+
+@dataclass
+class ValidationResult:
+    """One protocol run: the fit on the training part and the held-out points with predictions.
+
+    `heldout` has columns N, step, X, L (observed), L_pred; `errors` is `heldout_report(heldout)`.
+    `in_sample_parameters` names any parameter fitted on held-out data (the refit-intercept
+    variant); empty means fully out of sample."""
+
+    protocol: str
+    law: str
+    x: str
+    fitted: FittedLaw
+    heldout: pd.DataFrame
+    errors: dict
+    train_sizes: list[float]
+    in_sample_parameters: list[str] = field(default_factory=list)
+    note: str = ""
+    train: Points | None = None  # the points the law was fitted on (before any intercept refit)
+
+    def to_dict(self) -> dict:
+        fitted = self.fitted.to_dict()
+        return {"protocol": self.protocol, "law": self.law, "x": self.x,
+                "params": fitted["params"], "options": fitted["options"],
+                "train_sizes": [float(n) for n in self.train_sizes], "heldout": self.errors,
+                "in_sample_parameters": self.in_sample_parameters, "note": self.note}
+
+
+def _evaluate(fitted: FittedLaw, heldout: Points) -> pd.DataFrame:
+    frame = heldout.to_frame().rename(columns={heldout.x: "X"})[["N", "step", "X", "L"]]
+    frame["L_pred"] = predict(fitted, frame["N"], frame["X"])
+    if not np.all(np.isfinite(frame["L_pred"])):
+        raise LawError(f"law {fitted.law} gave non-finite predictions on the held-out points")
+    return frame
+
+
+def _result(protocol, law, fitted, train: Points, heldout: Points, in_sample=(), note=""):
+    frame = _evaluate(fitted, heldout)
+    return ValidationResult(protocol, law_label(law), heldout.x, fitted, frame, heldout_report(frame),
+                            [float(s) for s in train.sizes], list(in_sample), note, train)
+
+
+# --- protocols ------------------------------------------------------------------------------------
+
+def inter_model(table, law, x: str = "C", *, target: float | None = None,
+                refit_intercept: bool = False, warmup: int = 0) -> ValidationResult:
+    """Fit every size below `target` (default: the largest size), predict the target's curve.
+
+    Fully out of sample by default, which needs a law that predicts a size it never saw (a
+    parametric E(N): `loglinear_kn:e_form=saturating`, `additive`, `decomposition`).
+    refit_intercept: the paper's variant; k(target) is predicted, E(target) is fitted on the
+    target's own points, so the result is partially in-sample and labelled so."""
+    points = prepare_points(table, x, warmup=warmup)
+    target = float(points.sizes[-1] if target is None else points.for_sizes([target]).sizes[0])
+    train_sizes = points.sizes[points.sizes < target]
+    if len(train_sizes) < 2:
+        raise LawError(f"inter-model needs at least 2 sizes below the target {format_size(target)}, "
+                       f"has {len(train_sizes)}")
+    train, heldout = points.for_sizes(train_sizes), points.for_sizes([target])
+    fitted = resolve_law(law).fit(train, x=x)
+    name = format_size(target)
+    if refit_intercept:
+        fitted = refit_size_intercept(fitted, points, target)
+        return _result("inter_refit_intercept", law, fitted, train, heldout, [f"E({name})"],
+                       f"partially in-sample: E({name}) fitted on {name}'s own points, "
+                       f"k({name}) predicted from the smaller sizes")
+    _require_unseen_sizes(fitted, law, target)
+    return _result("inter", law, fitted, train, heldout,
+                   note=f"fully out of sample: no parameter saw {name}")
+
+
+def _require_unseen_sizes(fitted, law, size):
+    if not can_predict_unseen_size(fitted, size):
+        raise LawError(f"law {law_label(law)} cannot predict the unseen size {format_size(size)} (a "
+                       "free intercept per size); use a parametric E(N) (e.g. "
+                       "loglinear_kn:e_form=saturating) or the refit-intercept variant")
+
+
+def split_curves(points: Points, fraction: float) -> tuple[Points, Points]:
+    """(train, held out): per size, the first ceil(fraction * n) points (in X order, i.e. steps)
+    train and the rest of the curve is held out."""
+    if not 0 < fraction < 1:
+        raise LawError(f"fraction must be in (0, 1), got {fraction}")
+    train = np.zeros(len(points), bool)
+    for i, size in enumerate(points.sizes):  # points are sorted by N then X
+        index = np.flatnonzero(points.size_index == i)
+        n_train = math.ceil(fraction * len(index))
+        if n_train < 2 or n_train >= len(index):
+            raise LawError(f"size N={format_size(size)} ({size:g}): {len(index)} points cannot be split "
+                           f"{fraction:.0%} / rest with at least 2 to fit and 1 to predict")
+        train[index[:n_train]] = True
+    return points.subset(train), points.subset(~train)
+
+
+def intra_run(table, law, x: str = "C", *, fraction: float = 0.25,
+              warmup: int = 0) -> ValidationResult:
+    """Fit the first `fraction` of every size's curve, predict the rest of each curve."""
+    train, heldout = split_curves(prepare_points(table, x, warmup=warmup), fraction)
+    fitted = resolve_law(law).fit(train, x=x)
+    return _result("intra", law, fitted, train, heldout,
+                   note=f"fit on the first {fraction:.0%} of each curve, errors on the rest")
+
+
+@dataclass
+class LosoResult:
+    """Leave-one-size-out: per law, one ValidationResult per left-out size."""
+
+    x: str
+    folds: dict[str, list[ValidationResult]]
+    failures: dict[str, str]  # law label -> why it could not be evaluated
+    refit_intercept: bool = False
+
+    def summary(self) -> dict[str, dict]:
+        """law label -> mean over the left-out sizes of the held-out MAPE, RMSE, R^2."""
+        out = {}
+        for label, folds in self.folds.items():
+            per = [f.errors["overall"] for f in folds]
+            out[label] = {m: float(np.nanmean([p[m] for p in per])) for m in ("mape", "rmse", "r2")}
+            out[label]["folds"] = len(folds)
+        return out
+
+    def best(self, metric: str = "rmse") -> str:
+        """The law with the lowest mean held-out `metric` (the highest for r2)."""
+        summary = self.summary()
+        if not summary:
+            raise LawError("no law could be evaluated by leave-one-size-out: "
+                           + "; ".join(f"{k}: {v}" for k, v in self.failures.items()))
+        sign = -1 if metric == "r2" else 1
+        return min(summary, key=lambda label: sign * summary[label][metric])
+
+    def to_dict(self) -> dict:
+        return {"protocol": "loso", "x": self.x, "refit_intercept": self.refit_intercept,
+                "summary": self.summary(), "best": self.best() if self.folds else None,
+                "folds": {label: [{"heldout_size": f.heldout["N"].iloc[0], "heldout": f.errors,
+                                   "params": f.to_dict()["params"]} for f in folds]
+                          for label, folds in self.folds.items()},
+                "failures": self.failures}
+
+
+def leave_one_size_out(table, laws, x: str = "C", *, refit_intercept: bool = False,
+                       warmup: int = 0) -> LosoResult:
+    """For each law (a Law or a spec string), hold out each size in turn, fit the others and
+    predict the held-out size: fully out of sample, or with its intercept refitted
+    (`refit_intercept`, partially in-sample). A law that cannot be evaluated (e.g. a free
+    intercept per size without refit_intercept) is listed in `failures` with the reason."""
+    laws = [laws] if isinstance(laws, str) or not isinstance(laws, list | tuple) else list(laws)
+    points = prepare_points(table, x, warmup=warmup)
+    if len(points.sizes) < 3:
+        raise LawError(f"leave-one-size-out needs at least 3 sizes, has {len(points.sizes)}")
+    folds, failures = {}, {}
+    for law in laws:
+        try:
+            folds[law_label(law)] = [_loso_fold(points, law, size, refit_intercept)
+                                     for size in points.sizes]
+        except LawError as err:
+            failures[law_label(law)] = str(err)
+    return LosoResult(x, folds, failures, refit_intercept)
+
+
+def _loso_fold(points: Points, law, size: float, refit: bool) -> ValidationResult:
+    train = points.for_sizes(points.sizes[points.sizes != size])
+    fitted = resolve_law(law).fit(train, x=points.x)
+    if refit:
+        fitted = refit_size_intercept(fitted, points, size)
+    else:
+        _require_unseen_sizes(fitted, law, size)
+    return _result("loso", law, fitted, train, points.for_sizes([size]),
+                   [f"E({format_size(size)})"] if refit else [])

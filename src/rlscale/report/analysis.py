@@ -1,0 +1,166 @@
+"""Everything the report shows, computed once: laws fitted, protocols run, per-size slopes.
+
+`analyse(table)` never raises for missing pieces: a step that cannot run (too few sizes, no
+bootstrap module yet, a law that fails) leaves its slot empty and records why in `notes`, so the
+report shows the reason instead of crashing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from rlscale.errors import RlscaleError
+from rlscale.report.curves import Split, free_slopes, law_points, run_column, split_experiments
+
+PAPER_LAW = "loglinear_kn"  # log10 L = -k(N) log10 X + E(N), k(N) = Kmax / (1 + N0/N)
+PREDICTIVE_LAW = "loglinear_kn:e_form=saturating"  # parametric E(N): can predict unseen sizes
+INTRA_FRACTION = 0.25  # the paper's intra-run protocol fits about the first quarter of steps
+BOOTSTRAP_SAMPLES = 200
+
+
+@dataclass
+class Analysis:
+    """The inputs of every figure and finding. Dicts are keyed by the x column ('C' or 'D')."""
+
+    table: object
+    split: Split
+    points: pd.DataFrame  # the ladder's law table (N, run, step, C, D, T, L)
+    steps: pd.DataFrame | None  # step records of the ladder runs (response length ...)
+    fits: dict = field(default_factory=dict)  # x -> FittedLaw of the paper's law
+    free: dict = field(default_factory=dict)  # x -> DataFrame N, k, k_lo, k_hi, E, r2, n
+    boot: dict = field(default_factory=dict)  # x -> laws.bootstrap.BootstrapResult
+    k_band: dict = field(default_factory=dict)  # x -> DataFrame N, lo, hi (bootstrap)
+    intra: dict = field(default_factory=dict)  # x -> ValidationResult of the paper's law
+    intra_free: dict = field(default_factory=dict)  # x -> ValidationResult of free per-size lines
+    intra_fraction: float = INTRA_FRACTION
+    inter: dict = field(default_factory=dict)  # x -> {variant: ValidationResult}
+    loso: dict = field(default_factory=dict)  # x -> LosoResult
+    consistency: object | None = None  # laws.consistency.ConsistencyResult (C-law vs D-law)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def sizes(self) -> list[float]:
+        return sorted(self.points["N"].unique()) if len(self.points) else []
+
+
+def _ladder_steps(table, split: Split) -> pd.DataFrame | None:
+    steps = getattr(table, "steps", None)
+    run = run_column(split.ladder)
+    if steps is None or len(steps) == 0 or run not in steps:
+        return None
+    return steps[steps[run].isin(split.ladder[run].unique())]
+
+
+def _attempt(analysis: Analysis, what: str, action):
+    """Run one analysis step; on a law or data error note why and return None."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # fit warnings reach the report through its notes
+            return action()
+    except (RlscaleError, ValueError, np.linalg.LinAlgError) as err:
+        analysis.notes.append(f"{what}: not computed ({err})")
+        return None
+
+
+def k_band(result, grid: np.ndarray) -> pd.DataFrame:
+    """k(N) on `grid`: 2.5-97.5 percentiles over the bootstrap replicates of the paper's law."""
+    curves = np.array([replicate.k(grid) for replicate in result.replicates])
+    lo, hi = np.nanpercentile(curves, [2.5, 97.5], axis=0)
+    return pd.DataFrame({"N": grid, "lo": lo, "hi": hi})
+
+
+def analyse(table, *, progress: bool = True, xs=("C", "D"),
+            bootstrap_samples: int = BOOTSTRAP_SAMPLES) -> Analysis:
+    """Fit the paper's law and run the prediction protocols on the ladder runs of `table`.
+
+    bootstrap_samples: refits for the parameter intervals and the k(N) band (0: none)."""
+    from rlscale.laws import get_law
+    from rlscale.laws.validate import inter_model, intra_run, leave_one_size_out
+
+    split = split_experiments(table)
+    points = law_points(split.ladder)
+    analysis = Analysis(table=table, split=split, points=points,
+                        steps=_ladder_steps(table, split))
+    if len(points) == 0:
+        analysis.notes.append("no runs with unique data (tau = 1) on the primary eval set: "
+                              "no laws fitted")
+        return analysis
+    sizes = np.sort(points["N"].unique())
+    grid = np.geomspace(sizes[0] / 2, sizes[-1] * 4, 60)
+    jobs = []
+    for x in xs:
+        if x not in points or points[x].isna().all():
+            analysis.notes.append(f"{x}: column absent from the run table; {x}-law skipped")
+            continue
+        jobs += [
+            (f"{x}-law: free per-size slopes", lambda x=x: analysis.free.__setitem__(
+                x, free_slopes(points, x))),
+            (f"{x}-law: fit {PAPER_LAW}", lambda x=x: analysis.fits.__setitem__(
+                x, get_law(PAPER_LAW).fit(points, x=x))),
+            (f"{x}-law: bootstrap ({bootstrap_samples} refits)", lambda x=x: _bootstrap(
+                analysis, points, x, grid, bootstrap_samples)),
+            (f"{x}-law: intra-run protocol", lambda x=x: analysis.intra.__setitem__(
+                x, intra_run(points, PAPER_LAW, x=x, fraction=INTRA_FRACTION))),
+            (f"{x}-law: intra-run, free lines", lambda x=x: analysis.intra_free.__setitem__(
+                x, intra_run(points, "loglinear", x=x, fraction=INTRA_FRACTION))),
+            (f"{x}-law: inter-model protocol", lambda x=x: analysis.inter.__setitem__(
+                x, _inter_variants(analysis, points, x, inter_model))),
+            (f"{x}-law: leave-one-size-out", lambda x=x: analysis.loso.__setitem__(
+                x, _loso(analysis, points, x, leave_one_size_out))),
+        ]
+    if {"C", "D"} <= set(xs) and {"C", "D"} <= set(points.columns):
+        jobs.append(("C-law vs D-law consistency", lambda: setattr(
+            analysis, "consistency", _consistency(points))))
+    if bootstrap_samples < 2:
+        jobs = [job for job in jobs if "bootstrap" not in job[0]]
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  disable=not progress, transient=True) as bar:
+        task = bar.add_task("fitting", total=len(jobs))
+        for what, action in jobs:
+            bar.update(task, description=what)
+            _attempt(analysis, what, action)
+            bar.advance(task)
+    return analysis
+
+
+def _consistency(points: pd.DataFrame):
+    from rlscale.laws.consistency import consistency
+
+    return consistency(points, PAPER_LAW)
+
+
+def _loso(analysis: Analysis, points: pd.DataFrame, x: str, leave_one_size_out):
+    """Leave-one-size-out of the paper's law (E of the left-out size refitted: the free
+    intercept cannot be predicted) and of the parametric-E variant, fully out of sample."""
+    result = leave_one_size_out(points, [PAPER_LAW], x=x, refit_intercept=True)
+    for law, why in result.failures.items():
+        analysis.notes.append(f"{x}-law leave-one-size-out of {law}: not computed ({why})")
+    return result
+
+
+def _bootstrap(analysis: Analysis, points: pd.DataFrame, x: str, grid: np.ndarray,
+               samples: int) -> None:
+    from rlscale.laws.bootstrap import bootstrap
+
+    result = bootstrap(points, PAPER_LAW, x=x, n=samples, seed=0)
+    analysis.boot[x] = result
+    analysis.k_band[x] = k_band(result, grid)
+
+
+def _inter_variants(analysis: Analysis, points: pd.DataFrame, x: str, inter_model) -> dict:
+    """The largest size predicted from the others: fully out of sample (parametric E(N)) and the
+    paper's variant (k predicted, E fitted on the target's own points)."""
+    out = {}
+    for name, law, refit in (("out_of_sample", PREDICTIVE_LAW, False),
+                             ("refit_intercept", PAPER_LAW, True)):
+        result = _attempt(analysis, f"{x}-law inter-model ({name})",
+                          lambda law=law, refit=refit: inter_model(points, law, x=x,
+                                                                   refit_intercept=refit))
+        if result is not None:
+            out[name] = result
+    return out

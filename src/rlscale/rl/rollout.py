@@ -1,0 +1,304 @@
+"""Rollouts: batched sampling with a KV cache, keeping the sampling log-probs of the chosen tokens.
+
+`RolloutEngine` is the seam: the trainer and `evaluate` only call `generate` and `sync_weights`,
+so a vLLM engine (GPU machines) can replace `HFRolloutEngine` by returning the same `Rollouts`
+(token ids, masks, float32 sampling log-probs) and loading the policy's state dict in
+`sync_weights` after each optimizer step. Such an engine maps `generate`'s arguments onto
+`SamplingParams(n=n, temperature=..., top_p=..., max_tokens=max_new_tokens, seed=seed,
+logprobs=0)` (greedy: temperature 0) and must report the log-probs of the distribution it sampled
+from (the processed, temperature-scaled one), as this engine does.
+
+Why a hand-written decode loop instead of `model.generate`: on the miniature models every forward
+costs well under a millisecond of math, so Python overhead dominates. The loop below prefills each
+prompt once and shares its KV cache among its n samples (`batch_repeat_interleave`), drops
+finished rows from the batch, computes the lm_head only for the last position, and returns the
+sampling log-probs directly (generate would need `output_scores` and a re-normalisation).
+Measured on this 2-core CPU, one torch thread, warm-started mini-690k, 32 prompts x 8 samples,
+T=1, up to 48 new tokens (~5000 sampled): this loop 0.38 s, `model.generate` (with
+output_scores) 0.91 s, i.e. 2.4x faster.
+"""
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from rlscale.data.problem import Problem
+
+
+def render_prompt(problem: Problem, tokenizer) -> str:
+    """The text a model sees: the chat template for chat prompts when the tokenizer has one."""
+    if isinstance(problem.prompt, list) and getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            problem.prompt, tokenize=False, add_generation_prompt=True
+        )
+    return problem.prompt_text()
+
+
+@dataclass
+class Rollouts:
+    """B = len(prompts) * n sequences, prompt-major (prompt i's samples are rows i*n .. i*n+n-1).
+
+    `input_ids` is [B, P + R]: each prompt left-padded to width P, then its response right-padded
+    to width R, so one forward over `input_ids` scores every response token.
+    """
+
+    input_ids: torch.Tensor  # [B, P+R] long
+    attention_mask: torch.Tensor  # [B, P+R] long, 1 on real tokens
+    response_mask: torch.Tensor  # [B, R] float32, 1 on real response tokens (EOS included)
+    sampling_logprobs: torch.Tensor  # [B, R] float32, 0 where masked
+    prompt_index: list[int]
+    prompt_lens: list[int]
+    response_lens: list[int]
+    finished: list[bool]  # ended with a stop token (else hit max_new_tokens)
+    texts: list[str]  # decoded responses, special tokens skipped
+    prompt_width: int  # P
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    @property
+    def response_ids(self) -> torch.Tensor:
+        return self.input_ids[:, self.prompt_width :]
+
+    def position_ids(self) -> torch.Tensor:
+        return (self.attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+    def prompt_token_ids(self, i: int) -> list[int]:
+        return self.input_ids[i, self.prompt_width - self.prompt_lens[i] : self.prompt_width].tolist()
+
+    def response_token_ids(self, i: int) -> list[int]:
+        return self.response_ids[i, : self.response_lens[i]].tolist()
+
+
+@runtime_checkable
+class RolloutEngine(Protocol):
+    """What the trainer and evaluation need from a sampler (HF here; vLLM can implement it)."""
+
+    def generate(
+        self,
+        prompts: list[str],
+        *,
+        n: int = 1,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        greedy: bool = False,
+        seed: int = 0,
+    ) -> Rollouts: ...
+
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        """Sample from `model`'s current weights from now on."""
+        ...
+
+
+def _forward_keywords(model) -> tuple[str, str]:
+    """Keyword names for the KV cache and for keeping only the last logits: transformers 5 renamed
+    `past_key_values` -> `cache` and 4.4x called `logits_to_keep` `num_logits_to_keep`."""
+    params = inspect.signature(model.forward).parameters
+    cache_kw = "cache" if "cache" in params else "past_key_values"
+    keep_kw = "logits_to_keep" if "logits_to_keep" in params else "num_logits_to_keep"
+    return cache_kw, keep_kw
+
+
+def _output_cache(out):
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
+def token_logprobs(
+    model,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    prompt_width: int,
+    *,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """float32 log-probs [B, R] of the response tokens input_ids[:, prompt_width:] under `model`
+    at `temperature` (grad flows when enabled). Old-policy, reference and policy passes use it."""
+    _, keep_kw = _forward_keywords(model)
+    response_width = input_ids.shape[1] - prompt_width
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        use_cache=False,
+        **{keep_kw: response_width + 1},  # lm_head only where response tokens are predicted
+    )
+    logits = out.logits[:, :-1].float() / temperature
+    targets = input_ids[:, prompt_width:]
+    return torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
+def _stop_ids(model, tokenizer) -> list[int]:
+    ids = {tokenizer.eos_token_id}
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(gen_eos if isinstance(gen_eos, list) else [gen_eos])
+    return sorted(i for i in ids if i is not None)
+
+
+def _choose(logits, *, temperature, top_p, greedy, generator):
+    """Next tokens and their log-probs under the distribution actually sampled from."""
+    if greedy:
+        logprobs = torch.log_softmax(logits, dim=-1)
+        tokens = logits.argmax(-1)
+        return tokens, logprobs.gather(-1, tokens[:, None]).squeeze(-1)
+    logprobs = torch.log_softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        # Nucleus: keep the smallest prefix of tokens (by probability) whose mass reaches top_p.
+        sorted_lp, order = logprobs.sort(dim=-1, descending=True)
+        mass_before = sorted_lp.exp().cumsum(-1) - sorted_lp.exp()
+        drop_sorted = mass_before >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logprobs = torch.log_softmax(logprobs.masked_fill(drop, float("-inf")), dim=-1)
+    tokens = torch.multinomial(logprobs.exp(), 1, generator=generator).squeeze(-1)
+    return tokens, logprobs.gather(-1, tokens[:, None]).squeeze(-1)
+
+
+class HFRolloutEngine:
+    """Sampling from a transformers causal LM with a hand-written KV-cache decode loop.
+
+    batch_size caps the sequences decoded together (prompts are chunked, each prompt's n
+    samples stay in one chunk); None decodes everything at once.
+    """
+
+    def __init__(self, model, tokenizer, *, batch_size: int | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+
+    def sync_weights(self, model) -> None:
+        self.model = model  # shares the module: updates are visible immediately
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompts: list[str],
+        *,
+        n: int = 1,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        greedy: bool = False,
+        seed: int = 0,
+    ) -> Rollouts:
+        if n < 1 or max_new_tokens < 1:
+            raise ValueError(f"n and max_new_tokens must be >= 1 (got n={n}, {max_new_tokens=})")
+        if not greedy and not (temperature > 0 and 0 < top_p <= 1):
+            raise ValueError(f"need temperature > 0 and 0 < top_p <= 1 ({temperature=}, {top_p=})")
+        generator = torch.Generator(device=self._device).manual_seed(seed)
+        encoded = [self.tokenizer(p)["input_ids"] for p in prompts]
+        per_chunk = len(encoded) if self.batch_size is None else max(1, self.batch_size // n)
+        prompt_ids, response_ids, logprobs, finished = [], [], [], []
+        for start in range(0, len(encoded), per_chunk):
+            chunk = encoded[start : start + per_chunk]
+            r_ids, r_lps, r_done = self._decode(
+                chunk, n, temperature, top_p, max_new_tokens, greedy, generator
+            )
+            prompt_ids += [ids for ids in chunk for _ in range(n)]
+            response_ids += r_ids
+            logprobs += r_lps
+            finished += r_done
+        return self._assemble(prompt_ids, response_ids, logprobs, finished, n)
+
+    @property
+    def _device(self):
+        return next(self.model.parameters()).device
+
+    def _decode(self, prompts, n, temperature, top_p, max_new_tokens, greedy, generator):
+        model, device = self.model, self._device
+        cache_kw, keep_kw = _forward_keywords(model)
+        stop = torch.tensor(_stop_ids(model, self.tokenizer), device=device)
+        pad_id = self.tokenizer.pad_token_id
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, p in enumerate(prompts):
+            ids[i, width - len(p) :] = torch.tensor(p)
+            mask[i, width - len(p) :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        # Prefill each prompt once, then share its cache among its n samples.
+        out = model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+            use_cache=True,
+            **{keep_kw: 1},
+        )
+        cache = _output_cache(out)
+        logits = out.logits[:, -1].float()
+        if n > 1:
+            cache.batch_repeat_interleave(n)
+            logits = logits.repeat_interleave(n, dim=0)
+            mask = mask.repeat_interleave(n, dim=0)
+        rows = mask.shape[0]
+        next_pos = mask.sum(-1)
+        active = torch.arange(rows, device=device)  # batch row -> sequence index
+        tokens = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long, device=device)
+        token_lps = torch.zeros((rows, max_new_tokens), dtype=torch.float32, device=device)
+        lengths = torch.zeros(rows, dtype=torch.long, device=device)
+        done = torch.zeros(rows, dtype=torch.bool, device=device)
+        for t in range(max_new_tokens):
+            chosen, chosen_lp = _choose(
+                logits, temperature=temperature, top_p=top_p, greedy=greedy, generator=generator
+            )
+            tokens[active, t] = chosen
+            token_lps[active, t] = chosen_lp
+            lengths[active] = t + 1
+            stopped = torch.isin(chosen, stop)
+            done[active[stopped]] = True
+            if t == max_new_tokens - 1 or bool(stopped.all()):
+                break
+            if bool(stopped.any()):  # drop finished rows so later steps decode fewer sequences
+                keep = (~stopped).nonzero().squeeze(-1)
+                cache.batch_select_indices(keep)
+                active, chosen, mask, next_pos = active[keep], chosen[keep], mask[keep], next_pos[keep]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
+            out = model(
+                input_ids=chosen[:, None],
+                attention_mask=mask,
+                position_ids=next_pos[:, None],
+                use_cache=True,
+                **{cache_kw: cache},
+            )
+            cache = _output_cache(out)
+            logits = out.logits[:, -1].float()
+            next_pos = next_pos + 1
+        lengths, tokens, token_lps = lengths.tolist(), tokens.cpu(), token_lps.cpu()
+        r_ids = [tokens[i, : lengths[i]].tolist() for i in range(rows)]
+        r_lps = [token_lps[i, : lengths[i]] for i in range(rows)]
+        return r_ids, r_lps, done.tolist()
+
+    def _assemble(self, prompt_ids, response_ids, logprobs, finished, n) -> Rollouts:
+        rows = len(prompt_ids)
+        p_width = max(len(p) for p in prompt_ids)
+        r_width = max(len(r) for r in response_ids)
+        pad_id = self.tokenizer.pad_token_id
+        input_ids = torch.full((rows, p_width + r_width), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros_like(input_ids)
+        response_mask = torch.zeros((rows, r_width), dtype=torch.float32)
+        sampling_logprobs = torch.zeros((rows, r_width), dtype=torch.float32)
+        for i, (p, r) in enumerate(zip(prompt_ids, response_ids, strict=True)):
+            input_ids[i, p_width - len(p) : p_width] = torch.tensor(p)
+            input_ids[i, p_width : p_width + len(r)] = torch.tensor(r, dtype=torch.long)
+            attention_mask[i, p_width - len(p) : p_width + len(r)] = 1
+            response_mask[i, : len(r)] = 1.0
+            sampling_logprobs[i, : len(r)] = logprobs[i]
+        texts = self.tokenizer.batch_decode(
+            [r for r in response_ids], skip_special_tokens=True
+        )
+        return Rollouts(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            response_mask=response_mask,
+            sampling_logprobs=sampling_logprobs,
+            prompt_index=[i // n for i in range(rows)],
+            prompt_lens=[len(p) for p in prompt_ids],
+            response_lens=[len(r) for r in response_ids],
+            finished=finished,
+            texts=texts,
+            prompt_width=p_width,
+        )

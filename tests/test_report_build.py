@@ -1,0 +1,116 @@
+"""The HTML report built from a fixture run root: every figure there, self-contained, escaped."""
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+from make_fixture import make_run_root  # noqa: E402
+
+from rlscale.cli import app  # noqa: E402
+from rlscale.report.html import build_report  # noqa: E402
+
+INJECTED = "<script>alert('x')</script>"
+FIGURE_IDS = ["loss-C", "loss-D", "inter-C", "k-C", "k-D", "intra-C", "reuse-curves",
+              "reuse-final", "group-D", "group-C", "response-length"]
+
+
+@pytest.fixture(scope="module")
+def run_root(tmp_path_factory) -> Path:
+    return make_run_root(tmp_path_factory.mktemp("runs"), label=INJECTED)
+
+
+@pytest.fixture(scope="module")
+def report(run_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    html_path, md_path = build_report(run_root, out / "report.html", progress=False,
+                                      figures_dir=out / "figures", bootstrap_samples=20)
+    return html_path.read_text(), md_path.read_text(), out
+
+
+def test_every_figure_is_embedded(report):
+    html, _, out = report
+    image_ids = re.findall(r'<img id="img-([\w-]+)"', html)
+    assert image_ids == FIGURE_IDS
+    assert html.count("<img ") == len(FIGURE_IDS)
+    for fig_id in FIGURE_IDS:
+        assert (out / "figures" / f"{fig_id}.png").stat().st_size > 10_000
+    assert "skipped" not in html
+
+
+def test_html_is_self_contained(report):
+    html, _, _ = report
+    sources = re.findall(r'\bsrc\s*=\s*"([^"]*)"', html)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert not re.search(r"\bhref\s*=", html)
+    assert "<link" not in html.lower()
+    assert "<script" not in html.lower()  # none of ours, and the injected one is escaped
+
+
+def test_names_from_runs_are_escaped(report):
+    html, md, _ = report
+    assert INJECTED not in html
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
+    assert "tiny-0" in html  # the model names do reach the runs table
+
+
+def test_report_states_findings_params_and_held_out_errors(report):
+    html, md, _ = report
+    for finding in (1, 2, 3, 4, 5, 7, 8):
+        assert f'id="finding-{finding}"' in html
+    assert "Kmax" in html and "N0" in html
+    assert "intra-run" in md and "inter-model" in md and "leave-one-size-out" in md
+    assert "C-law vs D-law consistency" in md and "NOT consistent" not in html
+    assert "**yes**" in md  # the fixture is built so the paper's findings hold
+
+
+def test_missing_experiments_are_skipped_with_a_note(run_root, tmp_path):
+    ladder_only = tmp_path / "runs"
+    shutil.copytree(run_root / "ladder", ladder_only / "ladder")
+    html_path, md_path = build_report(ladder_only, tmp_path / "r.html", progress=False,
+                                      bootstrap_samples=0)
+    html = html_path.read_text()
+    for fig_id in ("reuse-curves", "reuse-final", "group-D", "group-C"):
+        assert f'id="fig-{fig_id}-missing"' in html
+        assert f'id="img-{fig_id}"' not in html
+    assert 'id="img-loss-C"' in html
+    assert "no data-reuse (tau) runs" in md_path.read_text()
+
+
+def test_cli_prints_where_it_wrote(run_root, tmp_path):
+    out = tmp_path / "cli" / "r.html"
+    result = CliRunner().invoke(app, ["report", str(run_root), "-o", str(out), "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    assert str(out) in result.output and str(out.with_suffix(".md")) in result.output
+    assert out.is_file() and out.with_suffix(".md").is_file()
+
+
+def test_cli_reports_a_missing_root(tmp_path):
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1
+    assert "nowhere" in result.output
+
+
+def test_thin_run_roots_give_notes_not_errors(tmp_path):
+    two_sizes = make_run_root(tmp_path / "two", sizes=(1e6, 1e7), seeds=1)
+    html_path, md_path = build_report(two_sizes, tmp_path / "two.html", progress=False,
+                                      bootstrap_samples=0)
+    md = md_path.read_text()
+    assert "needs at least 3 model sizes" in md  # why the law was not fitted
+    assert 'id="img-loss-C"' in html_path.read_text()  # the data are still shown
+    shutil.copytree(two_sizes / "reuse" / "tau1", tmp_path / "one" / "x" / "tau1")
+    html_path, md_path = build_report(tmp_path / "one", None, progress=False, bootstrap_samples=0)
+    assert html_path == tmp_path / "one" / "report.html"
+    html = html_path.read_text()
+    assert 'id="img-loss-C"' in html  # one run's curve is still drawn
+    for fig_id in ("inter-C", "intra-C", "reuse-final", "group-D"):
+        assert f'id="fig-{fig_id}-missing"' in html
+    verdicts = re.findall(r"^- \*\*(\d)\. .*?\*\*: \*\*(\w+)\*\*", md_path.read_text(), re.M)
+    # One size: only the straightness of its own curve (finding 2) can be judged.
+    assert dict(verdicts) == {"1": "inconclusive", "2": "yes", "3": "inconclusive",
+                              "4": "inconclusive", "5": "inconclusive", "7": "inconclusive",
+                              "8": "inconclusive"}
