@@ -172,7 +172,9 @@ def test_bad_json_line_names_row_and_line(tmp_path):
 
 def test_missing_answer_in_jsonl(tmp_path):
     path = tmp_path / "noanswer.jsonl"
-    path.write_text(json.dumps({"prompt": "1+1=", "answer": "2"}) + "\n" + json.dumps({"prompt": "x"}))
+    path.write_text(
+        json.dumps({"prompt": "1+1=", "answer": "2"}) + "\n" + json.dumps({"prompt": "x"})
+    )
     with pytest.raises(DataError) as error:
         load_problems(path)
     assert (error.value.row, error.value.field) == (1, "answer")

@@ -38,7 +38,8 @@ def stratified_holdout(
         raise DataError(
             f"problem {problems[unknown[0]].id!r} has no pass rate ({len(unknown)} such): "
             "the easy/hard split needs one for every problem",
-            row=unknown[0], field="pass_rate",
+            row=unknown[0],
+            field="pass_rate",
         )
     easy = [i for i, p in enumerate(problems) if p.pass_rate >= threshold]
     hard = [i for i, p in enumerate(problems) if p.pass_rate < threshold]

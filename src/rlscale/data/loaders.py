@@ -58,8 +58,9 @@ def load_problems(
     elif path.suffix == ".jsonl":
         records = _jsonl_records(path)
     elif path.exists():
-        raise DataError("unsupported file type (expected .parquet, .jsonl or a dataset directory)",
-                        path=path)
+        raise DataError(
+            "unsupported file type (expected .parquet, .jsonl or a dataset directory)", path=path
+        )
     else:
         records = _dataset_records(_load_from_hub(str(source), split), source)
     file_split = split if is_file else None
@@ -74,8 +75,12 @@ def load_problems(
             record, path=name, row=row, default_source=_stem(name), pass_rate_field=pass_rate_field
         )
         if problem.id in seen:
-            raise DataError(f"duplicate id {problem.id!r} (first at row {seen[problem.id]})",
-                            path=name, row=row, field="id")
+            raise DataError(
+                f"duplicate id {problem.id!r} (first at row {seen[problem.id]})",
+                path=name,
+                row=row,
+                field="id",
+            )
         seen[problem.id] = row
         problems.append(problem)
     return problems
@@ -147,8 +152,14 @@ def save_problems_jsonl(problems: Iterable[Problem], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as out:
         for p in problems:
-            record = {"id": p.id, "prompt": p.prompt, "answer": p.answer,
-                      "pass_rate": p.pass_rate, "source": p.source, "metadata": p.metadata}
+            record = {
+                "id": p.id,
+                "prompt": p.prompt,
+                "answer": p.answer,
+                "pass_rate": p.pass_rate,
+                "source": p.source,
+                "metadata": p.metadata,
+            }
             out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
     return path
 
@@ -161,14 +172,19 @@ def _check_prompt(prompt: Any, fail, field: str):
     if isinstance(prompt, list | tuple) and prompt:
         messages = []
         for i, message in enumerate(prompt):
-            if not (isinstance(message, dict) and isinstance(message.get("role"), str)
-                    and isinstance(message.get("content"), str)):
-                raise fail(f"message {i} is not {{'role': str, 'content': str}}: {message!r:.80}",
-                           field)
+            if not (
+                isinstance(message, dict)
+                and isinstance(message.get("role"), str)
+                and isinstance(message.get("content"), str)
+            ):
+                raise fail(
+                    f"message {i} is not {{'role': str, 'content': str}}: {message!r:.80}", field
+                )
             messages.append({"role": message["role"], "content": message["content"]})
         return messages
-    raise fail(f"missing prompt, or not text / a non-empty list of chat messages: {prompt!r:.80}",
-               field)
+    raise fail(
+        f"missing prompt, or not text / a non-empty list of chat messages: {prompt!r:.80}", field
+    )
 
 
 def _check_pass_rate(value: Any, fail, field: str) -> float | None:
@@ -183,8 +199,11 @@ def _require_columns(columns: list[str], where) -> None:
     """Fail on the file, not on row 0, when a whole column is absent."""
     for needed in (PROMPT_FIELDS, ANSWER_FIELDS):
         if not set(needed) & set(columns):
-            raise DataError(f"missing column (one of {list(needed)}; has {columns})",
-                            path=where, field=needed[0])
+            raise DataError(
+                f"missing column (one of {list(needed)}; has {columns})",
+                path=where,
+                field=needed[0],
+            )
 
 
 def _parquet_records(path: Path) -> Iterator[tuple[int, dict]]:
@@ -211,8 +230,9 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise DataError(f"line {line_number}: invalid JSON ({error.msg})",
-                                path=path, row=row) from error
+                raise DataError(
+                    f"line {line_number}: invalid JSON ({error.msg})", path=path, row=row
+                ) from error
             yield row, record
             row += 1
 
@@ -244,8 +264,11 @@ def _pick_split(loaded, split: str | None, where):
     if split is None and len(splits) == 1:
         split = splits[0]
     if split not in splits:
-        raise DataError(f"choose a split with split=... (has {splits}), got {split!r}",
-                        path=where, field="split")
+        raise DataError(
+            f"choose a split with split=... (has {splits}), got {split!r}",
+            path=where,
+            field="split",
+        )
     return loaded[split]
 
 
