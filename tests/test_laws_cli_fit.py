@@ -62,3 +62,17 @@ def test_fit_a_run_root(tmp_path):
     assert report["metrics"]["n_sizes"] == 5 and report["metrics"]["n_points"] == 5 * 30
     assert abs(report["params"]["Kmax"] / KMAX - 1) < 0.1
     assert abs(report["params"]["N0"] / N0 - 1) < 0.3
+
+
+def test_saved_fit_carries_phi_so_plan_converts_units(tmp_path):
+    csv = write_csv(tmp_path / "curves.csv")
+    table = __import__("pandas").read_csv(csv)
+    expected_phi = (table["C"] / (table["N"] * table["D"]))[table["D"] > 0].median()
+    out = tmp_path / "fit.json"
+    assert runner.invoke(app, ["fit", str(csv), "--x", "D", "-o", str(out)]).exit_code == 0
+    phi = FittedLaw.from_json(out).metrics["phi"]
+    assert abs(phi / expected_phi - 1) < 1e-6
+    # a D-law planned with a FLOP budget needs phi: it comes from the fit file alone
+    plan = runner.invoke(app, ["plan", str(out), "--budget-flops", "1e15", "--json"])
+    assert plan.exit_code == 0, plan.output
+    assert json.loads(plan.stdout)["phi"] == phi

@@ -66,6 +66,9 @@ def fit(
         raise typer.Exit(2) from None
     for warning in caught:
         console.print(f"[yellow]warning:[/yellow] {warning.message}")
+    phi = _phi(table)
+    if phi is not None:  # C = N D phi: lets `rlscale plan` convert compute, prompts and tokens
+        fitted.metrics["phi"] = phi
     if output is not None:
         fitted.to_json(output)
     if as_json:
@@ -74,6 +77,17 @@ def fit(
         print_fit(console, fitted)
         if output is not None:
             console.print(f"saved {output}")
+
+
+def _phi(table) -> float | None:
+    """Geometric mean of C/(N D) over the table's points, when it has both C and D."""
+    import numpy as np
+
+    from rlscale.laws.consistency import estimate_phi
+
+    if not {"C", "D"} <= set(table.columns) or not ((table["C"] > 0) & (table["D"] > 0)).any():
+        return None
+    return float(10 ** np.mean(np.log10(list(estimate_phi(table).values()))))
 
 
 def print_fit(console: Console, fitted) -> None:

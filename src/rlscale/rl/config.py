@@ -121,6 +121,11 @@ class TrainConfig(BaseModel):
         description="Sequences per forward/backward pass inside a mini-batch (gradient "
                     "accumulation; memory only, the update is the same). None: the whole "
                     "mini-batch at once.")
+    length_buckets: int = Field(
+        default=4, ge=1,
+        description="Scoring and update passes split their rows, sorted by length, into this "
+                    "many micro-batches, each padded only to its own longest sequence (speed "
+                    "only; the update is the same).")
     epochs: int = Field(default=1, ge=1, description="Passes over each step's batch.")
     recompute_old_logprobs: bool = Field(
         default=False,

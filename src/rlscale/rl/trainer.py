@@ -221,11 +221,9 @@ class GRPOTrainer:
                                       eps=cfg.adv_eps)
 
         old_logp = rollouts.sampling_logprobs
-        with torch.no_grad():
-            if cfg.recompute_old_logprobs:
-                old_logp = self._logprobs(self.model, rollouts, range(len(rollouts)))[0]
-            ref_logp = (self._logprobs(self.reference, rollouts, range(len(rollouts)))[0]
-                        if cfg.kl_coef > 0 else None)
+        if cfg.recompute_old_logprobs:
+            old_logp = self._score(self.model, rollouts)
+        ref_logp = self._score(self.reference, rollouts) if cfg.kl_coef > 0 else None
 
         self.model.train()
         stats, grad_norms = [], []
@@ -278,55 +276,76 @@ class GRPOTrainer:
         }
 
     def _update(self, rollouts: Rollouts, rows: range, old_logp, ref_logp, advantages):
-        """One optimizer step on a mini-batch, accumulated over micro-batches."""
+        """One optimizer step on a mini-batch, gradients accumulated over its micro-batches.
+
+        The loss is normalised by the whole mini-batch's token (or sequence) count, so however
+        the rows are split the gradient is the mini-batch's.
+        """
         cfg = self.config
         mask = rollouts.response_mask
         total_tokens = float(mask[rows.start:rows.stop].sum().clamp(min=1.0))
-        micro = cfg.micro_batch_sequences or len(rows)
         self.optimizer.zero_grad(set_to_none=True)
         stats = []
-        for start in range(rows.start, rows.stop, micro):
-            sub = range(start, min(start + micro, rows.stop))
-            logp, entropy, width = self._logprobs(self.model, rollouts, sub, with_entropy=True)
-            s = slice(sub.start, sub.stop)
+        for idx in self._micro_batches(rollouts, rows):
+            logp, entropy = self._logprobs(self.model, rollouts, idx, with_entropy=True)
+            width = logp.shape[1]
             loss, st = grpo_loss(
-                logp, old_logp[s, :width], advantages[s], mask[s, :width],
-                ref_logp=ref_logp[s, :width] if ref_logp is not None else None, entropy=entropy,
-                clip_low=cfg.clip_low, clip_high=cfg.clip_high, kl_coef=cfg.kl_coef,
-                kl_clamp=cfg.kl_clamp, entropy_coef=cfg.entropy_coef, loss_agg=cfg.loss_agg,
-                total_tokens=total_tokens, total_seqs=float(len(rows)))
+                logp, old_logp[idx, :width], advantages[idx], mask[idx, :width],
+                ref_logp=ref_logp[idx, :width] if ref_logp is not None else None,
+                entropy=entropy, clip_low=cfg.clip_low, clip_high=cfg.clip_high,
+                kl_coef=cfg.kl_coef, kl_clamp=cfg.kl_clamp, entropy_coef=cfg.entropy_coef,
+                loss_agg=cfg.loss_agg, total_tokens=total_tokens, total_seqs=float(len(rows)))
             loss.backward()
             stats.append(st)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
         return float(norm), stats
 
-    def _logprobs(self, model, rollouts: Rollouts, rows: range, *, with_entropy: bool = False):
-        """Response-token log-probs (and entropies) of `rows`, trimmed of all-padding columns.
+    def _score(self, model, rollouts: Rollouts) -> torch.Tensor:
+        """Log-probs [B, R] of every response token under `model` (no grad), 0 on padding."""
+        out = torch.zeros_like(rollouts.sampling_logprobs)
+        with torch.inference_mode():
+            for idx in self._micro_batches(rollouts, range(len(rollouts))):
+                logp, _ = self._logprobs(model, rollouts, idx)
+                out[idx, : logp.shape[1]] = logp
+        return out
 
-        Returns (logp [b, R'], entropy [b, R'] or None, R'). Trimming the shared padding of a
-        micro-batch keeps short batches cheap; batches run in chunks of micro_batch_sequences.
+    def _micro_batches(self, rollouts: Rollouts, rows: range) -> list[torch.Tensor]:
+        """Row indices of `rows` in micro-batches of similar length.
+
+        Rows are sorted by length and cut into `length_buckets` groups (more if
+        micro_batch_sequences caps the rows per pass): each pass is padded only to its own
+        longest sequence, which saves much of the padding of mixed short and long responses.
         """
-        chunk = self.config.micro_batch_sequences or len(rows)
-        outs, ents = [], []
+        cfg = self.config
+        lengths = torch.tensor([rollouts.prompt_lens[i] + rollouts.response_lens[i]
+                                for i in rows])
+        order = torch.argsort(lengths, stable=True) + rows.start
+        n_chunks = max(min(cfg.length_buckets, len(rows)),
+                       -(-len(rows) // (cfg.micro_batch_sequences or len(rows))))
+        return [chunk for chunk in torch.tensor_split(order, n_chunks) if len(chunk)]
+
+    def _logprobs(self, model, rollouts: Rollouts, idx: torch.Tensor, *,
+                  with_entropy: bool = False):
+        """Response-token log-probs (and entropies) of rows `idx`, trimmed of shared padding.
+
+        Returns (logp [b, R'], entropy [b, R'] or None) with R' the longest response among the
+        rows; the prompt side is cut to the longest prompt among them.
+        """
         P = rollouts.prompt_width
-        live = rollouts.response_mask[rows.start:rows.stop].sum(0).nonzero()
-        width = int(live.max()) + 1 if len(live) else 1
-        for start in range(rows.start, rows.stop, chunk):
-            s = slice(start, min(start + chunk, rows.stop))
-            attn = rollouts.attention_mask[s, : P + width]
-            first = int(attn[:, :P].sum(0).nonzero().min()) if attn[:, :P].any() else P - 1
-            first = min(first, P - 1)
-            ids, attn = rollouts.input_ids[s, first: P + width], attn[:, first:]
-            positions = (attn.cumsum(-1) - 1).clamp(min=0)
-            logits = model(input_ids=ids, attention_mask=attn, position_ids=positions,
-                           use_cache=False, logits_to_keep=width + 1).logits[:, :-1]
-            logp, ent = token_logprobs_and_entropy(
-                logits, ids[:, -width:], temperature=self.config.temperature,
-                with_entropy=with_entropy)
-            outs.append(logp)
-            ents.append(ent.detach() if ent is not None and not self.config.entropy_coef else ent)
-        return (torch.cat(outs), torch.cat(ents) if with_entropy else None, width)
+        width = max(1, max(rollouts.response_lens[i] for i in idx.tolist()))
+        first = P - max(rollouts.prompt_lens[i] for i in idx.tolist())
+        ids = rollouts.input_ids[idx, first: P + width]
+        attn = rollouts.attention_mask[idx, first: P + width]
+        positions = (attn.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=attn, position_ids=positions,
+                       use_cache=False, logits_to_keep=width + 1).logits[:, :-1]
+        logp, entropy = token_logprobs_and_entropy(
+            logits, ids[:, -width:], temperature=self.config.temperature,
+            with_entropy=with_entropy)
+        if entropy is not None and not self.config.entropy_coef:
+            entropy = entropy.detach()  # logged only
+        return logp, entropy
 
 
 def _step_seed(seed: int, step: int) -> int:
