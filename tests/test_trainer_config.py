@@ -78,3 +78,33 @@ def test_config_hash_ignores_execution_only_settings():
 def test_shipped_configs_load(name):
     c = load_config(CONFIGS / name)
     assert c.prompts_per_step % c.mini_batch_prompts == 0
+
+
+def test_cli_reports_a_bad_key_and_exits_nonzero(tmp_path, capsys):
+    import typer
+
+    from rlscale.commands.train import train
+
+    config = tmp_path / "c.yaml"
+    config.write_text("model: m\n")
+    with pytest.raises(typer.Exit) as exit_info:
+        train(config=config, overrides=["bogus=1"], resume=False, quiet=True)
+    assert exit_info.value.exit_code == 2
+    assert "'bogus'" in capsys.readouterr().err
+
+
+def test_real_data_files_feed_the_schedule_and_eval_sets(shared_data):
+    from rlscale.rl.trainer import load_run_data
+
+    guru = shared_data / "guru_math"
+    cfg = load_config(None, [
+        "model=m", f"data.source={guru / 'reuse_1_100_512.parquet'}",
+        f"data.holdout={guru / 'holdout_500.parquet'}",
+        f"data.eval_sets={{gsm8k: {shared_data / 'eval' / 'gsm8k.parquet'}}}",
+        "data.eval_limit=50", "prompts_per_step=128", "mini_batch_prompts=32", "steps=2"])
+    data = load_run_data(cfg)
+    assert len(data.schedule) == 256
+    assert {name: len(p) for name, p in data.eval_sets.items()} == {"holdout": 50, "gsm8k": 50}
+    # Curriculum: easy -> hard by the reference pass rate.
+    rates = [p.pass_rate for p in data.schedule]
+    assert rates == sorted(rates, reverse=True)

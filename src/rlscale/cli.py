@@ -42,3 +42,7 @@ from rlscale.commands.report import report; app.command("report")(report)  # noq
 from rlscale.commands.plan import plan; app.command("plan")(plan)  # noqa: E402,E702
 from rlscale.commands.warmstart import warmstart; app.command("warmstart")(warmstart)  # noqa: E402,E702
 # END COMMANDS
+
+
+if __name__ == "__main__":
+    app()

@@ -21,6 +21,7 @@ def sweep(
 ):
     """Run an experiment grid; finished runs are skipped and interrupted ones resumed."""
     from rlscale.experiments import LocalExecutor, RayExecutor, expand, load_spec
+    from rlscale.experiments.spec import validate_runs
 
     console = Console()
     try:
@@ -32,6 +33,7 @@ def sweep(
             extra[key] = yaml.safe_load(value)
         exp, spec_dir = load_spec(spec)
         runs = expand(exp, spec_dir, extra)
+        validate_runs(runs, spec)
     except RlscaleError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None

@@ -21,11 +21,10 @@ def warmstart(
 ):
     """Warm-start ladder sizes on the built-in arithmetic task until pass@1 enters the band."""
     from rich.console import Console
-    from rich.progress import Progress
     from rich.table import Table
 
     from rlscale.models import LADDER
-    from rlscale.models.warmstart import VARIANTS, default_root
+    from rlscale.models.warmstart import VARIANTS, default_root, warmstart_progress
     from rlscale.models.warmstart import warmstart as run_warmstart
     from rlscale.threads import set_torch_threads
 
@@ -42,7 +41,7 @@ def warmstart(
     set_torch_threads(threads or None)
     table = Table("size", "N non-emb", "variant", "steps", "wall s", "pass@1", "in band", "cached",
                   title=f"warm start (cache: {root or default_root()})")
-    with Progress(console=console) as progress:
+    with warmstart_progress(console=console) as progress:
         for name in names:
             result = run_warmstart(name, variant=variant, seed=seed, root=root, band=band,
                                    progress=progress)

@@ -64,19 +64,14 @@ def run_state(run_dir: Path) -> str:
 
 def train_run(run: RunSpec, root: str, threads: int) -> RunOutcome:
     """Train (or resume, or skip) one run. Module-level so that process pools and Ray can ship it."""
-    from rlscale.rl.config import load_config
     from rlscale.rl.trainer import train
 
     run_dir = run_dir_of(run, root)
     state = run_state(run_dir)
     if state == "finished":
         return RunOutcome(run.run_id, "skipped", str(run_dir))
-    overrides = run.override_args() + [
-        f"out={root}", f"experiment={run.experiment}", f"run_id={run.run_id}", f"threads={threads}",
-    ]
     try:
-        config = load_config(run.base, overrides)
-        train(config, resume=state == "interrupted")
+        train(run.config(root, threads), resume=state == "interrupted", progress=False)
     except Exception:  # one failed run must not stop the sweep; the error is reported
         return RunOutcome(run.run_id, "failed", str(run_dir), traceback.format_exc(limit=8))
     return RunOutcome(run.run_id, "resumed" if state == "interrupted" else "finished", str(run_dir))

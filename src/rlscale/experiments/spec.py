@@ -60,6 +60,18 @@ class RunSpec(BaseModel):
         """The overrides as `key=value` strings, as `rlscale train` takes them."""
         return [f"{k}={_yaml_scalar(v)}" for k, v in self.overrides.items()]
 
+    def config(self, root: str | Path, threads: int | None = None):
+        """The validated TrainConfig of this run, landing in <root>/<experiment>/<run_id>/."""
+        from rlscale.rl.config import load_config
+
+        placement = {"out": str(root), "experiment": self.experiment, "run_id": self.run_id}
+        if threads is not None:
+            placement["threads"] = threads
+        args = [f"{k}={_yaml_scalar(v)}" for k, v in placement.items()] + self.override_args()
+        if isinstance(self.base, dict):  # an inline base is applied as overrides of the defaults
+            return load_config(None, _flatten(self.base) + args)
+        return load_config(self.base, args)
+
 
 def load_spec(path: str | Path) -> tuple[ExperimentSpec, Path]:
     """Read and validate a spec file; returns the spec and the directory relative paths start from."""
@@ -101,6 +113,25 @@ def expand(spec: ExperimentSpec, spec_dir: Path | None = None,
         overrides = {**spec.overrides, **(extra_overrides or {}), **point}
         runs.append(RunSpec(experiment=spec.name, run_id=run_id, base=base, overrides=overrides))
     return runs
+
+
+def validate_runs(runs: list[RunSpec], spec_path: str | Path = "spec") -> None:
+    """Build every run's config before anything starts, so a bad key fails the sweep at once."""
+    for run in runs:
+        try:
+            run.config("runs")
+        except ConfigError as e:
+            raise ConfigError(f"{spec_path}: run '{run.run_id}': {e}") from None
+
+
+def _flatten(mapping: dict[str, Any], prefix: str = "") -> list[str]:
+    args = []
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            args += _flatten(value, f"{prefix}{key}.")
+        else:
+            args.append(f"{prefix}{key}={_yaml_scalar(value)}")
+    return args
 
 
 def _run_id(point: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase, Qwen2Config, Qwen2ForCausalLM
 
+from rlscale.errors import ConfigError
 from rlscale.models.tokenizer import build_tokenizer
 
 
@@ -79,7 +80,7 @@ def get_spec(name_or_spec: str | ModelSpec) -> ModelSpec:
     if isinstance(name_or_spec, ModelSpec):
         return name_or_spec
     if name_or_spec not in LADDER:
-        raise KeyError(f"unknown ladder size {name_or_spec!r}; known: {', '.join(LADDER)}")
+        raise ConfigError(f"unknown ladder size {name_or_spec!r}; known: {', '.join(LADDER)}")
     return LADDER[name_or_spec]
 
 

@@ -183,9 +183,10 @@ class GRPOTrainer:
         self.reference = reference
         if self.reference is None and config.kl_coef > 0:
             self.reference = copy.deepcopy(model).eval().requires_grad_(False)
+        fused = next(model.parameters()).device.type in ("cpu", "cuda")  # one kernel, same math
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-            betas=config.adam_betas)
+            betas=config.adam_betas, fused=fused or None)
         self.engine = HFRolloutEngine(model, tokenizer)
         self.shape = ModelShape.from_model(model)
         self.n_compute = compute_n(config, model)
@@ -220,7 +221,11 @@ class GRPOTrainer:
         advantages = group_advantages(rewards, G, std_normalize=cfg.std_normalize,
                                       eps=cfg.adv_eps)
 
-        old_logp = rollouts.sampling_logprobs
+        # Per-token tensors live beside the model (the engine returns them on the CPU).
+        device = next(self.model.parameters()).device
+        mask = rollouts.response_mask.to(device)
+        advantages = advantages.to(device)
+        old_logp = rollouts.sampling_logprobs.to(device)
         if cfg.recompute_old_logprobs:
             old_logp = self._score(self.model, rollouts)
         ref_logp = self._score(self.reference, rollouts) if cfg.kl_coef > 0 else None
@@ -231,7 +236,8 @@ class GRPOTrainer:
         for _epoch in range(cfg.epochs):
             for start in range(0, len(rollouts), rows_per_update):
                 rows = range(start, start + rows_per_update)
-                norm, mb_stats = self._update(rollouts, rows, old_logp, ref_logp, advantages)
+                norm, mb_stats = self._update(rollouts, rows, mask, old_logp, ref_logp,
+                                              advantages)
                 grad_norms.append(norm)
                 stats += mb_stats
         self.model.eval()
@@ -275,14 +281,13 @@ class GRPOTrainer:
             "time_step": t_end - t0,
         }
 
-    def _update(self, rollouts: Rollouts, rows: range, old_logp, ref_logp, advantages):
+    def _update(self, rollouts: Rollouts, rows: range, mask, old_logp, ref_logp, advantages):
         """One optimizer step on a mini-batch, gradients accumulated over its micro-batches.
 
         The loss is normalised by the whole mini-batch's token (or sequence) count, so however
         the rows are split the gradient is the mini-batch's.
         """
         cfg = self.config
-        mask = rollouts.response_mask
         total_tokens = float(mask[rows.start:rows.stop].sum().clamp(min=1.0))
         self.optimizer.zero_grad(set_to_none=True)
         stats = []
@@ -303,7 +308,8 @@ class GRPOTrainer:
 
     def _score(self, model, rollouts: Rollouts) -> torch.Tensor:
         """Log-probs [B, R] of every response token under `model` (no grad), 0 on padding."""
-        out = torch.zeros_like(rollouts.sampling_logprobs)
+        device = next(model.parameters()).device
+        out = torch.zeros(rollouts.sampling_logprobs.shape, device=device)
         with torch.inference_mode():
             for idx in self._micro_batches(rollouts, range(len(rollouts))):
                 logp, _ = self._logprobs(model, rollouts, idx)
@@ -337,6 +343,8 @@ class GRPOTrainer:
         first = P - max(rollouts.prompt_lens[i] for i in idx.tolist())
         ids = rollouts.input_ids[idx, first: P + width]
         attn = rollouts.attention_mask[idx, first: P + width]
+        device = next(model.parameters()).device
+        ids, attn = ids.to(device), attn.to(device)
         positions = (attn.cumsum(-1) - 1).clamp(min=0)
         logits = model(input_ids=ids, attention_mask=attn, position_ids=positions,
                        use_cache=False, logits_to_keep=width + 1).logits[:, :-1]
