@@ -41,6 +41,7 @@ from rlscale.commands.predict import predict; app.command("predict")(predict)  #
 from rlscale.commands.report import report; app.command("report")(report)  # noqa: E402,E702
 from rlscale.commands.plan import plan; app.command("plan")(plan)  # noqa: E402,E702
 from rlscale.commands.warmstart import warmstart; app.command("warmstart")(warmstart)  # noqa: E402,E702
+from rlscale.commands.demo import demo; app.command("demo")(demo)
 # END COMMANDS
 
 

@@ -19,7 +19,7 @@ output_scores) 0.91 s, i.e. 2.4x faster.
 """
 
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -54,7 +54,6 @@ class Rollouts:
     finished: list[bool]  # ended with a stop token (else hit max_new_tokens)
     texts: list[str]  # decoded responses, special tokens skipped
     prompt_width: int  # P
-    meta: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -162,7 +161,8 @@ class HFRolloutEngine:
     """Sampling from a transformers causal LM with a hand-written KV-cache decode loop.
 
     batch_size caps the sequences decoded together (prompts are chunked, each prompt's n
-    samples stay in one chunk); None decodes everything at once.
+    samples stay in one chunk); None decodes everything at once. The samples depend on the seed
+    and on batch_size (chunks draw from one generator in turn).
     """
 
     def __init__(self, model, tokenizer, *, batch_size: int | None = None):

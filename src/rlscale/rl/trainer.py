@@ -307,13 +307,19 @@ class GRPOTrainer:
         return float(norm), stats
 
     def _score(self, model, rollouts: Rollouts) -> torch.Tensor:
-        """Log-probs [B, R] of every response token under `model` (no grad), 0 on padding."""
+        """Log-probs [B, R] of every response token under `model` (no grad), 0 on padding.
+
+        Rows are scored in exactly the micro-batches the updates use: in low precision a
+        token's log-prob depends on its batch's shape, and the first update's ratios must be 1.
+        """
         device = next(model.parameters()).device
         out = torch.zeros(rollouts.sampling_logprobs.shape, device=device)
+        rows_per_update = self.config.mini_batch_prompts * self.config.group_size
         with torch.inference_mode():
-            for idx in self._micro_batches(rollouts, range(len(rollouts))):
-                logp, _ = self._logprobs(model, rollouts, idx)
-                out[idx, : logp.shape[1]] = logp
+            for start in range(0, len(rollouts), rows_per_update):
+                for idx in self._micro_batches(rollouts, range(start, start + rows_per_update)):
+                    logp, _ = self._logprobs(model, rollouts, idx)
+                    out[idx, : logp.shape[1]] = logp
         return out
 
     def _micro_batches(self, rollouts: Rollouts, rows: range) -> list[torch.Tensor]:
