@@ -131,3 +131,14 @@ def test_interrupted_sweep_resumes_and_skips_finished(tmp_path, tiny_model):
     assert resumed.meta["status"] == "finished"
     assert list(resumed.steps["step"]) == list(range(1, STEPS + 1))  # no lost, no duplicated records
     assert json.loads((second_dir / "meta.json").read_text())["run_id"] == "s1"
+
+
+def test_grid_values_that_set_several_keys_together(tmp_path, tiny_model):
+    path = write_spec(tmp_path, tiny_model, {
+        "size": [{"id": "small", "group_size": 2, "lr": 1e-3}, {"id": "big", "group_size": 4, "lr": 1e-4}],
+        "data.reuse_tau": [1, 2],
+    })
+    runs = expand(*load_spec(path))
+    assert [r.run_id for r in runs] == ["small_tau1", "small_tau2", "big_tau1", "big_tau2"]
+    config = runs[3].config(tmp_path)
+    assert (config.group_size, config.lr, config.data.reuse_tau) == (4, 1e-4, 2)

@@ -108,3 +108,17 @@ def test_reward_timeouts_score_zero_and_are_counted(tokenizer):
     figures = trainer.step(1, arithmetic_problems(2, seed=3, split="train"), TimingOut())
     assert figures["reward_timeouts"] == 2 * G
     assert figures["reward"] == 0.0
+
+
+@pytest.mark.parametrize("recompute", [False, True])
+def test_old_logprobs_match_the_policy_before_its_update(tokenizer, recompute):
+    # One update a step: its ratios compare the policy with itself, so they must be 1 whether
+    # the old log-probs are the sampling ones (on-policy) or recomputed.
+    cfg = tiny_config("mini_batch_prompts=2", f"recompute_old_logprobs={recompute}")
+    trainer = GRPOTrainer(cfg, build_model("mini-231k", seed=0, tokenizer=tokenizer), tokenizer)
+    with Verifier() as verifier:
+        figures = trainer.step(1, arithmetic_problems(2, seed=3, split="train"), verifier)
+    assert figures["updates"] == 1
+    assert figures["ratio_min"] == pytest.approx(1.0, abs=1e-4)
+    assert figures["ratio_max"] == pytest.approx(1.0, abs=1e-4)
+    assert figures["clip_frac"] == 0.0

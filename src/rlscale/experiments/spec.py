@@ -9,6 +9,9 @@ A spec file looks like
       model: [mini-250k, mini-1m]
       seed: [0, 1]
 
+A grid value may also be a mapping of several keys that vary together (and an optional `id`), e.g.
+`size: [{id: 0.5B, model: /models/Qwen2.5-0.5B, nominal_n: 0.5e9}, ...]`.
+
 Every run gets a readable, stable id built from the grid values (`mini-250k_s0`), so a rerun of the
 same spec finds the same run directories and can skip or resume them.
 """
@@ -26,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rlscale.errors import ConfigError
 
 # Short names in run ids for the keys a sweep usually varies; other keys use their last dotted part.
-_ID_PREFIX = {"seed": "s", "group_size": "G", "tau": "tau", "data.reuse_tau": "tau", "family": ""}
+_ID_PREFIX = {"seed": "s", "group_size": "G", "data.reuse_tau": "tau", "model": "", "variant": ""}
 
 
 class ExperimentSpec(BaseModel):
@@ -110,7 +113,11 @@ def expand(spec: ExperimentSpec, spec_dir: Path | None = None,
         if run_id in seen:
             raise ConfigError(f"experiment '{spec.name}': two runs would share id '{run_id}'")
         seen.add(run_id)
-        overrides = {**spec.overrides, **(extra_overrides or {}), **point}
+        settings = {}
+        for key, value in point.items():  # a mapping sets several keys together (see module doc)
+            settings.update({k: v for k, v in value.items() if k != "id"}
+                            if isinstance(value, dict) else {key: value})
+        overrides = {**spec.overrides, **(extra_overrides or {}), **settings}
         runs.append(RunSpec(experiment=spec.name, run_id=run_id, base=base, overrides=overrides))
     return runs
 
@@ -137,6 +144,9 @@ def _flatten(mapping: dict[str, Any], prefix: str = "") -> list[str]:
 def _run_id(point: dict[str, Any]) -> str:
     parts = []
     for key, value in point.items():
+        if isinstance(value, dict):
+            parts.append(str(value.get("id") or "-".join(map(str, value.values()))))
+            continue
         prefix = _ID_PREFIX.get(key, key.split(".")[-1] + "-")
         text = Path(str(value)).name if isinstance(value, str) else str(value)
         parts.append(f"{prefix}{text}")

@@ -141,6 +141,11 @@ class TrainConfig(BaseModel):
     max_response_tokens: int = Field(
         default=4096, ge=1, description="Response length cap (generation stops here or at EOS).")
 
+    rollout_batch_size: int | None = Field(
+        default=None, ge=1,
+        description="Sequences decoded together by the rollout engine (memory only; samples "
+                    "depend on it through the shared generator). None: all at once.")
+
     # --- objective and optimizer
     lr: float = Field(default=1e-6, gt=0, description="AdamW learning rate, constant, no warm-up.")
     weight_decay: float = Field(default=0.1, ge=0, description="AdamW weight decay.")

@@ -40,7 +40,13 @@ from rlscale.rl import checkpoint as ckpt
 from rlscale.rl.config import BUILTIN_TASK, TrainConfig
 from rlscale.rl.evaluate import evaluate
 from rlscale.rl.grpo import group_advantages, grpo_loss, token_logprobs_and_entropy
-from rlscale.rl.rollout import HFRolloutEngine, Rollouts, render_prompt
+from rlscale.rl.rollout import (
+    HFRolloutEngine,
+    Rollouts,
+    _forward_keywords,
+    _output_cache,
+    render_prompt,
+)
 from rlscale.runs import RunWriter
 from rlscale.threads import set_torch_threads
 
@@ -187,7 +193,7 @@ class GRPOTrainer:
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
             betas=config.adam_betas, fused=fused or None)
-        self.engine = HFRolloutEngine(model, tokenizer)
+        self.engine = HFRolloutEngine(model, tokenizer, batch_size=config.rollout_batch_size)
         self.shape = ModelShape.from_model(model)
         self.n_compute = compute_n(config, model)
 
@@ -227,7 +233,7 @@ class GRPOTrainer:
         advantages = advantages.to(device)
         old_logp = rollouts.sampling_logprobs.to(device)
         if cfg.recompute_old_logprobs:
-            old_logp = self._score(self.model, rollouts)
+            old_logp = self._score(self.model, rollouts, as_updates=True)
         ref_logp = self._score(self.reference, rollouts) if cfg.kl_coef > 0 else None
 
         self.model.train()
@@ -306,57 +312,75 @@ class GRPOTrainer:
         self.optimizer.step()
         return float(norm), stats
 
-    def _score(self, model, rollouts: Rollouts) -> torch.Tensor:
+    def _score(self, model, rollouts: Rollouts, *, as_updates: bool = False) -> torch.Tensor:
         """Log-probs [B, R] of every response token under `model` (no grad), 0 on padding.
 
-        Rows are scored in exactly the micro-batches the updates use: in low precision a
-        token's log-prob depends on its batch's shape, and the first update's ratios must be 1.
+        as_updates: score in exactly the micro-batches the updates use (old-policy log-probs: in
+        low precision a token's log-prob depends on its batch's shape, and the first update's
+        ratios must be 1). Otherwise all rows are bucketed at once (fewer, fuller passes).
         """
         device = next(model.parameters()).device
         out = torch.zeros(rollouts.sampling_logprobs.shape, device=device)
-        rows_per_update = self.config.mini_batch_prompts * self.config.group_size
+        span = self.config.mini_batch_prompts * self.config.group_size if as_updates \
+            else len(rollouts)
         with torch.inference_mode():
-            for start in range(0, len(rollouts), rows_per_update):
-                for idx in self._micro_batches(rollouts, range(start, start + rows_per_update)):
+            for start in range(0, len(rollouts), span):
+                for idx in self._micro_batches(rollouts, range(start, start + span)):
                     logp, _ = self._logprobs(model, rollouts, idx)
                     out[idx, : logp.shape[1]] = logp
         return out
 
     def _micro_batches(self, rollouts: Rollouts, rows: range) -> list[torch.Tensor]:
-        """Row indices of `rows` in micro-batches of similar length.
+        """Row indices of `rows` (whole groups of G) in micro-batches of similar length.
 
-        Rows are sorted by length and cut into `length_buckets` groups (more if
-        micro_batch_sequences caps the rows per pass): each pass is padded only to its own
-        longest sequence, which saves much of the padding of mixed short and long responses.
+        Groups are sorted by their longest sequence and cut into `length_buckets` micro-batches
+        (more if micro_batch_sequences caps the rows per pass): each pass is padded only to its
+        own longest sequence. A group's G rows stay together so that they share one prompt pass.
         """
-        cfg = self.config
-        lengths = torch.tensor([rollouts.prompt_lens[i] + rollouts.response_lens[i]
-                                for i in rows])
-        order = torch.argsort(lengths, stable=True) + rows.start
-        n_chunks = max(min(cfg.length_buckets, len(rows)),
-                       -(-len(rows) // (cfg.micro_batch_sequences or len(rows))))
-        return [chunk for chunk in torch.tensor_split(order, n_chunks) if len(chunk)]
+        cfg, G = self.config, self.config.group_size
+        groups = range(rows.start // G, rows.stop // G)
+        longest = [max(rollouts.prompt_lens[i] + rollouts.response_lens[i]
+                       for i in range(g * G, g * G + G)) for g in groups]
+        order = torch.argsort(torch.tensor(longest), stable=True) + groups.start
+        per_pass = max(1, (cfg.micro_batch_sequences or len(rows)) // G)
+        n_chunks = max(min(cfg.length_buckets, len(groups)), -(-len(groups) // per_pass))
+        return [(chunk[:, None] * G + torch.arange(G)).flatten()
+                for chunk in torch.tensor_split(order, n_chunks) if len(chunk)]
 
     def _logprobs(self, model, rollouts: Rollouts, idx: torch.Tensor, *,
                   with_entropy: bool = False):
-        """Response-token log-probs (and entropies) of rows `idx`, trimmed of shared padding.
+        """Response-token log-probs (and entropies) of rows `idx` (whole groups, in order).
 
-        Returns (logp [b, R'], entropy [b, R'] or None) with R' the longest response among the
-        rows; the prompt side is cut to the longest prompt among them.
+        Each group's prompt is run once and its KV cache shared by the group's G responses (as
+        the rollout engine samples them): the prompt side of the forward and backward costs
+        1/G. Padding is trimmed to the longest prompt and response among the rows.
+        Returns (logp [b, R'], entropy [b, R'] or None) with R' the longest response.
         """
-        P = rollouts.prompt_width
-        width = max(1, max(rollouts.response_lens[i] for i in idx.tolist()))
-        first = P - max(rollouts.prompt_lens[i] for i in idx.tolist())
-        ids = rollouts.input_ids[idx, first: P + width]
-        attn = rollouts.attention_mask[idx, first: P + width]
+        G, P = self.config.group_size, rollouts.prompt_width
         device = next(model.parameters()).device
-        ids, attn = ids.to(device), attn.to(device)
-        positions = (attn.cumsum(-1) - 1).clamp(min=0)
-        logits = model(input_ids=ids, attention_mask=attn, position_ids=positions,
-                       use_cache=False, logits_to_keep=width + 1).logits[:, :-1]
+        rows = idx.tolist()
+        width = max(1, max(rollouts.response_lens[i] for i in rows))
+        prompt_width = max(rollouts.prompt_lens[i] for i in rows)
+        heads = idx[::G]
+        prompt_ids = rollouts.input_ids[heads, P - prompt_width: P].to(device)
+        prompt_mask = rollouts.attention_mask[heads, P - prompt_width: P].to(device)
+        cache_kw, keep_kw = _forward_keywords(model)
+        out = model(input_ids=prompt_ids, attention_mask=prompt_mask,
+                    position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True,
+                    **{keep_kw: 1})
+        logits = out.logits[:, -1:].repeat_interleave(G, dim=0)  # predicts response token 1
+        targets = rollouts.input_ids[idx, P: P + width].to(device)
+        if width > 1:  # response tokens 1..width-1 predict tokens 2..width
+            cache = _output_cache(out)
+            cache.batch_repeat_interleave(G)
+            mask = torch.cat([prompt_mask.repeat_interleave(G, dim=0),
+                              rollouts.attention_mask[idx, P: P + width - 1].to(device)], dim=1)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, prompt_width:]
+            rest = model(input_ids=targets[:, :-1], attention_mask=mask, position_ids=positions,
+                         use_cache=True, **{cache_kw: cache}).logits
+            logits = torch.cat([logits, rest], dim=1)
         logp, entropy = token_logprobs_and_entropy(
-            logits, ids[:, -width:], temperature=self.config.temperature,
-            with_entropy=with_entropy)
+            logits, targets, temperature=self.config.temperature, with_entropy=with_entropy)
         if entropy is not None and not self.config.entropy_coef:
             entropy = entropy.detach()  # logged only
         return logp, entropy

@@ -1,0 +1,40 @@
+"""Every shipped training config and experiment spec builds valid training configs."""
+
+from pathlib import Path
+
+import pytest
+
+from rlscale.experiments import expand, load_spec
+from rlscale.experiments.demo import demo_specs
+from rlscale.experiments.spec import validate_runs
+from rlscale.rl.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+SPECS = sorted(REPO.glob("configs/**/exp*.yaml"))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: str(p.relative_to(REPO)))
+def test_experiment_specs_validate(path):
+    runs = expand(*load_spec(path))
+    validate_runs(runs, path)
+    assert len({r.run_id for r in runs}) == len(runs) > 1
+
+
+@pytest.mark.parametrize("mode", ["full", "quick"])
+def test_demo_specs_validate_and_meet_the_demo_contract(mode):
+    runs_by_name = {}
+    for path in demo_specs(mode):
+        runs = expand(*load_spec(path))
+        validate_runs(runs, path)
+        runs_by_name[runs[0].experiment] = [r.config("runs") for r in runs]
+    ladder_sizes = {c.model for c in runs_by_name["exp1_ladder"]}
+    assert len(ladder_sizes) >= (4 if mode == "full" else 3)  # the law needs 3+ sizes
+    taus = {c.data.reuse_tau for c in runs_by_name["exp2_reuse"]}
+    assert 1 in taus and len(taus) >= 2
+    # data reuse compares runs at equal total data
+    assert len({c.steps * c.prompts_per_step for c in runs_by_name["exp2_reuse"]}) == 1
+
+
+@pytest.mark.parametrize("path", ["configs/smoke.yaml", "configs/qwen2.5-paper.yaml"])
+def test_training_configs_load(path):
+    assert load_config(REPO / path).group_size >= 2
