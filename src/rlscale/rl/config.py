@@ -123,9 +123,9 @@ class TrainConfig(BaseModel):
                     "mini-batch at once.")
     length_buckets: int = Field(
         default=4, ge=1,
-        description="Scoring and update passes split their rows, sorted by length, into this "
-                    "many micro-batches, each padded only to its own longest sequence (speed "
-                    "only; the update is the same).")
+        description="Scoring and update passes split their rows (whole groups, sorted by "
+                    "length) into up to this many micro-batches of >= 32 sequences, each padded "
+                    "only to its own longest sequence (speed only; the update is the same).")
     epochs: int = Field(default=1, ge=1, description="Passes over each step's batch.")
     recompute_old_logprobs: bool = Field(
         default=False,

@@ -51,6 +51,7 @@ from rlscale.runs import RunWriter
 from rlscale.threads import set_torch_threads
 
 DEFAULT_BUILTIN_PROBLEMS = 4096
+MIN_BUCKET_SEQUENCES = 32
 # Record fields that measure time: the only ones that differ between two runs of one config.
 TIMING_FIELDS = ("time_generation", "time_step", "tokens_per_s", "gflops_per_s", "time_eval")
 
@@ -343,7 +344,9 @@ class GRPOTrainer:
                        for i in range(g * G, g * G + G)) for g in groups]
         order = torch.argsort(torch.tensor(longest), stable=True) + groups.start
         per_pass = max(1, (cfg.micro_batch_sequences or len(rows)) // G)
-        n_chunks = max(min(cfg.length_buckets, len(groups)), -(-len(groups) // per_pass))
+        # Passes of fewer than ~32 sequences cost more in per-call overhead than padding saves.
+        buckets = max(1, min(cfg.length_buckets, len(rows) // MIN_BUCKET_SEQUENCES))
+        n_chunks = max(min(buckets, len(groups)), -(-len(groups) // per_pass))
         return [(chunk[:, None] * G + torch.arange(G)).flatten()
                 for chunk in torch.tensor_split(order, n_chunks) if len(chunk)]
 
