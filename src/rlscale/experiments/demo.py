@@ -47,7 +47,8 @@ def _warm(name: str, threads: int) -> str:
 
 
 def run_demo(out: str | Path = "rlscale-demo", *, quick: bool = False, workers: int | None = None,
-             console: Console | None = None) -> DemoResult:
+             console: Console | None = None, specs: list[Path] | None = None) -> DemoResult:
+    """Run the demo's experiments (or the given spec files) into OUT/runs and write OUT/report.html."""
     from rlscale.report import build_report
 
     console = console or Console()
@@ -57,14 +58,17 @@ def run_demo(out: str | Path = "rlscale-demo", *, quick: bool = False, workers: 
     root = Path(out) / "runs"
     mode = "quick" if quick else "full"
     runs_by_spec = []
-    for path in demo_specs(mode):
+    for path in specs or demo_specs(mode):
         spec, spec_dir = load_spec(path)
         runs = expand(spec, spec_dir)
         validate_runs(runs, path)
         runs_by_spec.append((spec, runs))
 
     # 1. Warm start: each ladder size once (cached across demos), sizes spread over the workers.
-    sizes = sorted({run.config(root).model for _, runs in runs_by_spec for run in runs})
+    from rlscale.models import LADDER
+
+    models = {run.config(root).model for _, runs in runs_by_spec for run in runs}
+    sizes = sorted(m for m in models if m in LADDER)  # local checkpoints need no warm start
     console.rule(f"[bold]1. Warm start of the miniature ladder ({len(sizes)} sizes)")
     with console.status("warm-starting " + ", ".join(sizes)), ProcessPoolExecutor(
             workers, mp_context=get_context("spawn")) as pool:
