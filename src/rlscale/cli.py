@@ -13,6 +13,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode="markdown",  # docstrings reflow as paragraphs
 )
 
 
@@ -32,16 +33,16 @@ def main(
 
 # --- command registrations (one line per command; implementations in rlscale/commands/) ---
 # BEGIN COMMANDS
-from rlscale.commands.sweep import sweep; app.command("sweep")(sweep)  # noqa: E402,E702
-from rlscale.commands.fit import fit; app.command("fit")(fit)  # noqa: E402,E702
-from rlscale.commands.train import train; app.command("train")(train)  # noqa: E402,E702
-from rlscale.commands.import_runs import import_runs; app.command("import")(import_runs)  # noqa: E402,E702
-from rlscale.commands.verify import verify; app.command("verify")(verify)  # noqa: E402,E702
-from rlscale.commands.predict import predict; app.command("predict")(predict)  # noqa: E402,E702
-from rlscale.commands.report import report; app.command("report")(report)  # noqa: E402,E702
-from rlscale.commands.plan import plan; app.command("plan")(plan)  # noqa: E402,E702
-from rlscale.commands.warmstart import warmstart; app.command("warmstart")(warmstart)  # noqa: E402,E702
 from rlscale.commands.demo import demo; app.command("demo")(demo)
+from rlscale.commands.warmstart import warmstart; app.command("warmstart")(warmstart)
+from rlscale.commands.train import train; app.command("train")(train)
+from rlscale.commands.sweep import sweep; app.command("sweep")(sweep)
+from rlscale.commands.fit import fit; app.command("fit")(fit)
+from rlscale.commands.predict import predict; app.command("predict")(predict)
+from rlscale.commands.plan import plan; app.command("plan")(plan)
+from rlscale.commands.report import report; app.command("report")(report)
+from rlscale.commands.import_runs import import_runs; app.command("import")(import_runs)
+from rlscale.commands.verify import verify; app.command("verify")(verify)
 # END COMMANDS
 
 

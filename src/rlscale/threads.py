@@ -1,5 +1,6 @@
 """Deliberate CPU thread settings: oversubscribing small machines makes torch 5-25x slower."""
 
+import contextlib
 import os
 
 
@@ -10,8 +11,6 @@ def set_torch_threads(n: int | None = None) -> int:
     if n is None:
         n = int(os.environ.get("RLSCALE_THREADS", 0)) or (os.cpu_count() or 1)
     torch.set_num_threads(max(1, n))
-    try:
+    with contextlib.suppress(RuntimeError):  # already set once in this process; harmless
         torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set once in this process; harmless
-        pass
     return n
