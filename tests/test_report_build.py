@@ -114,3 +114,19 @@ def test_thin_run_roots_give_notes_not_errors(tmp_path):
     assert dict(verdicts) == {"1": "inconclusive", "2": "yes", "3": "inconclusive",
                               "4": "inconclusive", "5": "inconclusive", "7": "inconclusive",
                               "8": "inconclusive"}
+
+
+def test_params_table_flags_a_parameter_on_its_bound():
+    from types import SimpleNamespace
+
+    from rlscale.laws import FittedLaw
+    from rlscale.report.html import params_table
+
+    def fitted(bounds_hit):
+        return FittedLaw(law="loglinear_kn", x="C", params={"Kmax": 0.1, "N0": 2e3, "E": {1e6: 0.1}},
+                         metrics={"r2": 0.9}, bounds_hit=bounds_hit)
+
+    table = params_table(SimpleNamespace(fits={"C": fitted(["N0"]), "D": fitted([])}, boot={}))
+    flags = dict(zip(table["law"] + " " + table["parameter"], table["on a bound"], strict=True))
+    assert flags == {"loglinear_kn (C) Kmax": "", "loglinear_kn (C) N0": "yes",
+                     "loglinear_kn (D) Kmax": "", "loglinear_kn (D) N0": ""}

@@ -149,6 +149,8 @@ def params_table(analysis: Analysis) -> pd.DataFrame:
             fmt = format_size if name == "N0" else (lambda v: f"{v:.4g}")
             rows.append({"law": f"{PAPER_LAW} ({x})", "parameter": name, "estimate": fmt(value),
                          "95% CI": f"[{fmt(ci['lo'])}, {fmt(ci['hi'])}]" if ci else "n/a",
+                         # a parameter stopped by its bound is not an estimate: say so
+                         "on a bound": "yes" if name in fit.bounds_hit else "",
                          "R² (in-sample)": f"{fit.metrics.get('r2', np.nan):.4f}"})
     return pd.DataFrame(rows)
 
