@@ -3,10 +3,10 @@
 from pathlib import Path
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
+from rlscale.config import parse_override
 from rlscale.errors import RlscaleError
 
 
@@ -25,12 +25,7 @@ def sweep(
 
     console = Console()
     try:
-        extra = {}
-        for item in overrides or []:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise typer.BadParameter(f"override '{item}' is not key=value")
-            extra[key] = yaml.safe_load(value)
+        extra = dict(parse_override(item) for item in overrides or [])
         exp, spec_dir = load_spec(spec)
         runs = expand(exp, spec_dir, extra)
         validate_runs(runs, spec)

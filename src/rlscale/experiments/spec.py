@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rlscale.config import read_yaml_mapping
 from rlscale.errors import ConfigError
 
 # Short names in run ids for the keys a sweep usually varies; other keys use their last dotted part.
@@ -79,14 +80,7 @@ class RunSpec(BaseModel):
 def load_spec(path: str | Path) -> tuple[ExperimentSpec, Path]:
     """Read and validate a spec file; returns the spec and the directory relative paths start from."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: experiment spec not found") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: an experiment spec must be a mapping with name, base and grid")
+    raw = read_yaml_mapping(path, "experiment spec")
     try:
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as e:

@@ -15,9 +15,9 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from rlscale.config import parse_override, read_yaml_mapping
 from rlscale.errors import ConfigError
 
 BUILTIN_TASK = "arithmetic"
@@ -263,26 +263,10 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
     Errors name the file and the key: unknown keys, impossible values, malformed overrides.
     """
-    raw: dict[str, Any] = {}
     where = str(path) if path is not None else "overrides"
-    if path is not None:
-        try:
-            raw = yaml.safe_load(Path(path).read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: a training config must be a mapping of keys to values")
+    raw: dict[str, Any] = read_yaml_mapping(path, "config file") if path is not None else {}
     for item in overrides or []:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override '{item}': expected key=value")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"override '{key}': value is not valid YAML: {e}") from None
-        _set_dotted(raw, key.strip(), value)
+        _set_dotted(raw, *parse_override(item))
     return config_from_dict(raw, where=where)
 
 

@@ -93,7 +93,7 @@ class RolloutEngine(Protocol):
         ...
 
 
-def _forward_keywords(model) -> tuple[str, str]:
+def forward_keywords(model) -> tuple[str, str]:
     """Keyword names for the KV cache and for keeping only the last logits: transformers 5 renamed
     `past_key_values` -> `cache` and 4.4x called `logits_to_keep` `num_logits_to_keep`."""
     params = inspect.signature(model.forward).parameters
@@ -102,7 +102,7 @@ def _forward_keywords(model) -> tuple[str, str]:
     return cache_kw, keep_kw
 
 
-def _output_cache(out):
+def output_cache(out):
     cache = getattr(out, "cache", None)
     return cache if cache is not None else out.past_key_values
 
@@ -117,7 +117,7 @@ def token_logprobs(
 ) -> torch.Tensor:
     """float32 log-probs [B, R] of the response tokens input_ids[:, prompt_width:] under `model`
     at `temperature` (grad flows when enabled). Old-policy, reference and policy passes use it."""
-    _, keep_kw = _forward_keywords(model)
+    _, keep_kw = forward_keywords(model)
     response_width = input_ids.shape[1] - prompt_width
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     out = model(
@@ -210,7 +210,7 @@ class HFRolloutEngine:
 
     def _decode(self, prompts, n, temperature, top_p, max_new_tokens, greedy, generator):
         model, device = self.model, self._device
-        cache_kw, keep_kw = _forward_keywords(model)
+        cache_kw, keep_kw = forward_keywords(model)
         stop = torch.tensor(_stop_ids(model, self.tokenizer), device=device)
         pad_id = self.tokenizer.pad_token_id
         width = max(len(p) for p in prompts)
@@ -228,7 +228,7 @@ class HFRolloutEngine:
             use_cache=True,
             **{keep_kw: 1},
         )
-        cache = _output_cache(out)
+        cache = output_cache(out)
         logits = out.logits[:, -1].float()
         if n > 1:
             cache.batch_repeat_interleave(n)
@@ -264,7 +264,7 @@ class HFRolloutEngine:
                 use_cache=True,
                 **{cache_kw: cache},
             )
-            cache = _output_cache(out)
+            cache = output_cache(out)
             logits = out.logits[:, -1].float()
             next_pos = next_pos + 1
         lengths, tokens, token_lps = lengths.tolist(), tokens.cpu(), token_lps.cpu()

@@ -43,8 +43,8 @@ from rlscale.rl.grpo import group_advantages, grpo_loss, token_logprobs_and_entr
 from rlscale.rl.rollout import (
     HFRolloutEngine,
     Rollouts,
-    _forward_keywords,
-    _output_cache,
+    forward_keywords,
+    output_cache,
     render_prompt,
 )
 from rlscale.runs import RunWriter
@@ -367,14 +367,14 @@ class GRPOTrainer:
         heads = idx[::G]
         prompt_ids = rollouts.input_ids[heads, P - prompt_width: P].to(device)
         prompt_mask = rollouts.attention_mask[heads, P - prompt_width: P].to(device)
-        cache_kw, keep_kw = _forward_keywords(model)
+        cache_kw, keep_kw = forward_keywords(model)
         out = model(input_ids=prompt_ids, attention_mask=prompt_mask,
                     position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True,
                     **{keep_kw: 1})
         logits = out.logits[:, -1:].repeat_interleave(G, dim=0)  # predicts response token 1
         targets = rollouts.input_ids[idx, P: P + width].to(device)
         if width > 1:  # response tokens 1..width-1 predict tokens 2..width
-            cache = _output_cache(out)
+            cache = output_cache(out)
             cache.batch_repeat_interleave(G)
             mask = torch.cat([prompt_mask.repeat_interleave(G, dim=0),
                               rollouts.attention_mask[idx, P: P + width - 1].to(device)], dim=1)
