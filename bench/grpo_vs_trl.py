@@ -6,7 +6,7 @@ temperature 1.0, constant lr, weight decay, grad clip, KL coef and clip ratio. O
 equals one TRL generation cycle of P/M optimizer steps (steps_per_generation = P/M, a whole
 mini-batch per forward/backward). The first step of each is a warm-up and is not timed.
 
-    python bench/grpo_vs_trl.py [--sizes mini-231k,mini-1.5m] [--steps 3] [--threads 1]
+    python bench/grpo_vs_trl.py [--sizes mini-130k,mini-862k] [--steps 3] [--threads 1]
 
 Prints steps/s of each and the ratio, tokens/s and achieved GFLOP/s of the training step (real
 FLOPs by rlscale.models.flops: generation, reference/old-policy passes, forward and backward),
@@ -30,14 +30,14 @@ import torch  # noqa: E402
 from rlscale.data.arithmetic import arithmetic_problems  # noqa: E402
 from rlscale.models import build_model, build_tokenizer, count_params, save_model  # noqa: E402
 from rlscale.models.flops import ModelShape, step_flops  # noqa: E402
-from rlscale.models.warmstart import ensure_ladder_model  # noqa: E402
+from rlscale.pretrain.family import member_path  # noqa: E402
 from rlscale.reward import Verifier  # noqa: E402
 from rlscale.rl.config import load_config  # noqa: E402
 from rlscale.rl.trainer import GRPOTrainer  # noqa: E402
 from rlscale.threads import set_torch_threads  # noqa: E402
 
-PROMPTS, G, MINI, MAX_NEW = 16, 8, 8, 40
-SETTINGS = dict(lr=1e-4, weight_decay=0.1, grad_clip=1.0, kl_coef=0.001, clip=0.2)
+PROMPTS, G, MINI, MAX_NEW = 32, 8, 8, 48  # the miniature recipe (specs/miniature.yaml)
+SETTINGS = dict(lr=5e-5, weight_decay=0.1, grad_clip=1.0, kl_coef=0.001, clip=0.2)
 
 
 def bench_rlscale(model_dir: Path, problems, steps: int) -> dict:
@@ -140,13 +140,13 @@ def bench_trl(model_dir: Path, problems, steps: int, out: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="mini-231k,mini-1.5m")
+    parser.add_argument("--sizes", default="mini-130k,mini-862k")
     parser.add_argument("--steps", type=int, default=4,
                         help="timed steps after one warm-up (the fastest counts)")
-    parser.add_argument("--init", choices=("warm", "random"), default="warm",
-                        help="warm: the warm-started ladder models (cached; trained on first use), "
-                             "which answer briefly and stop at EOS as RL's starting policies do; "
-                             "random: freshly initialised weights (responses run to the cap)")
+    parser.add_argument("--init", choices=("pretrained", "random"), default="pretrained",
+                        help="pretrained: the shipped miniature family, which answers briefly and "
+                             "stops at EOS as RL's starting policies do; random: freshly "
+                             "initialised weights (responses run to the cap)")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("RLSCALE_THREADS", 1)))
     args = parser.parse_args()
     set_torch_threads(args.threads)
@@ -165,8 +165,8 @@ def main() -> None:
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes.split(","):
-            if args.init == "warm":
-                model_dir = ensure_ladder_model(size)
+            if args.init == "pretrained":
+                model_dir = member_path(size, "base")
             else:
                 model_dir = save_model(build_model(size, seed=0, tokenizer=tokenizer), tokenizer,
                                        Path(tmp) / size)

@@ -20,15 +20,25 @@ def test_experiment_specs_validate(path):
     assert len({r.run_id for r in runs}) == len(runs) > 1
 
 
-@pytest.mark.parametrize("mode", ["full", "quick"])
+@pytest.mark.parametrize("mode", ["default", "quick", "full"])
 def test_demo_specs_validate_and_meet_the_demo_contract(mode):
+    from rlscale.experiments.demo import WARMUP_STEPS
+    from rlscale.models import LADDER
+
     runs_by_name = {}
     for path in demo_specs(mode):
         runs = expand(*load_spec(path))
         validate_runs(runs, path)
-        runs_by_name[runs[0].experiment] = [r.config("runs") for r in runs]
-    ladder_sizes = {c.model for c in runs_by_name["exp1_ladder"]}
-    assert len(ladder_sizes) >= (4 if mode == "full" else 3)  # the law needs 3+ sizes
+        runs_by_name.setdefault(runs[0].experiment, []).extend(r.config("runs") for r in runs)
+    ladder = runs_by_name["exp1_ladder"]
+    sizes = sorted({LADDER[c.model].non_embedding_params for c in ladder})
+    if mode == "quick":
+        assert len(sizes) >= 3  # the law needs 3+ sizes
+    else:  # the family shows scaling: 5+ sizes over 30x, 30+ evaluations per curve
+        assert len(sizes) >= 5 and sizes[-1] / sizes[0] >= 30
+        for c in ladder:
+            evals = [s for s in range(0, c.steps + 1, c.eval_every) if s > WARMUP_STEPS]
+            assert len(evals) >= 30, (c.run_id, len(evals))
     taus = {c.data.reuse_tau for c in runs_by_name["exp2_reuse"]}
     assert 1 in taus and len(taus) >= 2
     # data reuse compares runs at equal total data

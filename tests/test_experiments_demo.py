@@ -1,5 +1,6 @@
-"""The demo pipeline end to end: warm start, sweeps, laws, protocols and the report."""
+"""The demo pipeline end to end: the family, sweeps, laws, protocols and the report."""
 
+import json
 import re
 import time
 
@@ -8,7 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from rlscale.cli import app
-from rlscale.experiments.demo import run_demo
+from rlscale.experiments.demo import WARMUP_STEPS, run_demo
 from rlscale.models import build_model, build_tokenizer, ladder_names
 from rlscale.runs import RunTable
 
@@ -47,6 +48,11 @@ def test_demo_pipeline_on_tiny_specs(tmp_path):
     assert result.report_md.exists() and "Findings" in result.report_md.read_text()
     assert 'id="fig-loss-C"' in html or "loss-C" in html
     assert len(re.findall(r"<img ", html)) >= 3
+    report = json.loads(result.report_json.read_text())
+    assert {"findings", "free_k", "protocols", "laws", "noise_floor", "timing"} <= set(report)
+    assert [f["number"] for f in report["findings"]] == [1, 2, 3, 4, 5, 7, 8]
+    assert set(report["timing"]) == {"family", "experiments", "report"}
+    assert report["warmup"] == WARMUP_STEPS
 
     # a second demo over the same root skips every finished run
     again = run_demo(tmp_path / "out", workers=1, specs=specs)
@@ -54,14 +60,52 @@ def test_demo_pipeline_on_tiny_specs(tmp_path):
 
 
 @pytest.mark.slow
-def test_quick_demo_from_the_cli(tmp_path):
-    """`rlscale demo --quick` as a new user runs it (warm-starts the ladder on a fresh machine)."""
+def test_quick_demo_from_the_cli(tmp_path, monkeypatch):
+    """`rlscale demo --quick` as a new user runs it (fresh cache: the shipped family is used),
+    and its own report finds that k grows with N."""
+    monkeypatch.setenv("RLSCALE_CACHE", str(tmp_path / "cache"))
     start = time.perf_counter()
     result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "report.html").exists() and (tmp_path / "report.md").exists()
-    # the last lines say where the report is (a long path may wrap onto the next line)
-    tail = "".join(line.strip() for line in result.output.strip().splitlines()[-3:])
+    # the last lines say where the report is and how long each phase took
+    tail = "".join(line.strip() for line in result.output.strip().splitlines()[-6:])
     assert "report:" in tail and str(tmp_path / "report.html") in tail.replace(" ", "")
+    assert "wall time:" in tail and "experiments" in tail
     assert RunTable.load(tmp_path / "runs").df["model"].nunique() >= 3
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["findings"][0]["number"] == 1 and report["findings"][0]["verdict"] == "yes"
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
     print(f"quick demo wall time: {time.perf_counter() - start:.0f} s")
+
+
+@pytest.mark.slow
+def test_default_demo_shows_the_papers_scaling(tmp_path, monkeypatch):
+    """The default demo on a fresh cache, judged by its own report.json against the issue's bar:
+    k rises with N in order over 5+ sizes spanning 30x+, bigger models start and end better,
+    every curve is a log-log line (R^2 >= 0.8, 30+ points after the warm-up clip), the largest
+    size is predicted fully out of sample within 5% (C and D) and the intra-run rest within 3%."""
+    from scipy import stats
+
+    monkeypatch.setenv("RLSCALE_CACHE", str(tmp_path / "cache"))
+    result = run_demo(tmp_path / "out", workers=2)
+    assert not [o for s in result.sweeps for o in s.failed]
+    report = json.loads(result.report_json.read_text())
+    verdicts = {f["number"]: f["verdict"] for f in report["findings"]}
+    assert verdicts[1] == "yes"
+    for x in ("C", "D"):
+        free = sorted((r for r in report["free_k"] if r["x"] == x), key=lambda r: r["N"])
+        assert len(free) >= 5 and free[-1]["N"] / free[0]["N"] >= 30
+        assert stats.spearmanr([r["N"] for r in free], [r["k"] for r in free]).statistic >= 0.9
+        assert all(r["r2"] >= 0.8 and r["points"] >= 30 for r in free), free
+        protocols = {(p["protocol"], p["x"]): p for p in report["protocols"]}
+        inter = protocols[("inter_out_of_sample", x)]
+        assert inter["fully_out_of_sample"] and inter["mape"] <= 0.05, inter
+        assert protocols[("intra", x)]["mape"] <= 0.03
+    curves = RunTable.load(result.root).df
+    ladder = curves[curves["experiment"] == "exp1_ladder"]
+    first = ladder[ladder["step"] == 0].groupby("N")["L"].mean()
+    last = ladder[ladder["step"] == ladder["step"].max()].groupby("N")["L"].mean()
+    assert list(first) == sorted(first, reverse=True) and list(last) == sorted(last, reverse=True)
+    floor = report["noise_floor"]["largest"]
+    assert floor["gain"] >= 4 * floor["floor"]

@@ -91,7 +91,7 @@ def test_cli_prints_where_it_wrote(run_root, tmp_path):
 
 def test_cli_reports_a_missing_root(tmp_path):
     result = CliRunner().invoke(app, ["report", str(tmp_path / "nowhere")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "nowhere" in result.output
 
 

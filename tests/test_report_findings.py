@@ -77,3 +77,34 @@ def test_second_eval_set_is_reported_but_not_fitted(tmp_path):
     assert moved["holdout"]["last"] < moved["holdout"]["first"] - 0.1
     assert abs(moved["ood<b>"]["last"] - moved["ood<b>"]["first"]) < 0.01
     assert found[1].verdict == "yes"  # the laws still see only the primary set
+
+
+def test_flat_noisy_curves_are_not_a_straight_line_finding(tmp_path):
+    """A flat noisy curve is "predicted within noise" by a line of slope ~0: finding 2 must also
+    see the line beat a flat line out of sample and a slope different from 0."""
+    found = _verdicts(tmp_path, k_of_n="zero", seeds=1)
+    assert found[2].verdict != "yes"
+    assert not all(found[2].numbers["slope_nonzero"].values())
+    assert "slope distinguishable from 0" in found[2].evidence or "flat line" in found[2].evidence
+
+
+def test_straight_lines_beat_the_flat_line(true_case):
+    assert all(true_case[2].numbers["beats_flat"].values())
+    assert all(true_case[2].numbers["slope_nonzero"].values())
+
+
+def test_k_rising_out_of_order_is_not_a_yes():
+    """Finding 1 needs k in order (Spearman >= 0.9), not only a positive average trend."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from rlscale.report import findings as F
+
+    k = [0.06, 0.05, 0.15, 0.14, 0.25]  # rising ~0.1 a decade, two pairs swapped: rho 0.8
+    free = pd.DataFrame({"N": [1e6, 3e6, 1e7, 3e7, 1e8], "k": k})
+    verdict = F._k_grows(SimpleNamespace(free={"C": free}, fits={}), "C")
+    assert verdict.numbers["slope_ci"][0] > 0 and verdict.numbers["rho"] < F.MIN_RHO
+    assert verdict.verdict == "inconclusive" and "not in order" in verdict.evidence
+    in_order = F._k_grows(SimpleNamespace(free={"C": free.assign(k=sorted(k))}, fits={}), "C")
+    assert in_order.verdict == "yes"

@@ -29,7 +29,7 @@ def test_verify_cli_bad_line_names_file_and_line(tmp_path):
     path.write_text('{"gold": "1", "answer": "\\\\boxed{1}"}\n{"gold": "1", "answer": \n')
     result = CliRunner().invoke(app, ["verify", str(path)])
     assert result.exit_code == 2
-    assert "pairs.jsonl" in result.stderr and "row 2" in result.stderr
+    assert "pairs.jsonl" in result.stderr and "line 2" in result.stderr
     assert result.stdout == ""
 
 
@@ -38,4 +38,4 @@ def test_verify_cli_missing_field(tmp_path):
     path.write_text('{"answer": "\\\\boxed{1}"}\n')
     result = CliRunner().invoke(app, ["verify", str(path)])
     assert result.exit_code == 2
-    assert "row 1" in result.stderr and "'gold'" in result.stderr
+    assert "line 1" in result.stderr and "'gold'" in result.stderr

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from rlscale.models import LADDER, build_model, build_tokenizer
-from rlscale.rl.rollout import HFRolloutEngine, RolloutEngine, render_prompt, token_logprobs
+from rlscale.models.scoring import token_logprobs
+from rlscale.rl.rollout import HFRolloutEngine, RolloutEngine, render_prompt
 
 PROMPTS = ["1+2=", "37+48-12=", "7"]
 

@@ -56,10 +56,10 @@ def test_csv_without_run_column_groups_by_size_and_checks_input(tmp_path):
     with pytest.raises(DataError, match="field 'N'.*--n"):
         import_csv(path, tmp_path / "o2", experiment="reuse")
     path.write_text("N,step,L\n1e6,1,0.7\n1e6,1,0.6\n")
-    with pytest.raises(DataError, match="row 2.*step 1 twice"):
+    with pytest.raises(DataError, match="line 3.*step 1 twice"):
         import_csv(path, tmp_path / "o3", experiment="e")
     path.write_text("N,step,L\n1e6,x,0.7\n")
-    with pytest.raises(DataError, match="row 1.*'step'"):
+    with pytest.raises(DataError, match="line 2.*'step'"):
         import_csv(path, tmp_path / "o4", experiment="e")
 
 
@@ -139,7 +139,7 @@ def test_verl_console_and_file_logger_lines(tmp_path):
     assert evals["math"].to_dict() == {0: 0.301, 2: 0.32}
     assert run.meta["primary_eval"] == "openai/gsm8k"
     (tmp_path / "bad.log").write_text("step:1 - critic/score/mean:0.1 - broken\n")
-    with pytest.raises(DataError, match="row 1"):
+    with pytest.raises(DataError, match="line 1"):
         parse_verl_log(tmp_path / "bad.log")
     (tmp_path / "none.log").write_text("nothing to see\n")
     with pytest.raises(DataError, match="no VeRL metric lines"):
@@ -159,7 +159,7 @@ def test_cli_import(tmp_path):
     again = runner.invoke(app, ["import", str(path), "--format", "verl", "--out",
                                 str(tmp_path / "out"), "--experiment", "v", "--n", "7B",
                                 "--run-id", "qwen7b-s1"])
-    assert again.exit_code == 1 and "already exists" in again.output
+    assert again.exit_code == 2 and "already exists" in again.output
     missing_n = runner.invoke(app, ["import", str(path), "-f", "wandb", "--out",
                                     str(tmp_path / "o"), "--experiment", "v"])
-    assert missing_n.exit_code == 1 and "--n" in missing_n.output
+    assert missing_n.exit_code == 2 and "--n" in missing_n.output

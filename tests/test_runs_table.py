@@ -109,7 +109,7 @@ def test_from_csv_law_style_and_errors(tmp_path):
     with pytest.raises(DataError, match="C, D, T"):
         RunTable.from_csv(path)
     path.write_text("N,D,L\n5e8,512,0.9\n5e8,1024,oops\n")
-    with pytest.raises(DataError, match="row 2.*field 'L'.*oops"):
+    with pytest.raises(DataError, match="line 3.*field 'L'.*oops"):
         RunTable.from_csv(path)
 
 

@@ -28,7 +28,7 @@ def tiny_config(*extra):
 
 
 def test_one_step_matches_a_hand_count(tokenizer):
-    model = build_model("mini-231k", seed=0, tokenizer=tokenizer)
+    model = build_model("mini-130k", seed=0, tokenizer=tokenizer)
     trainer = GRPOTrainer(tiny_config(), model, tokenizer)
     captured = []
     generate = trainer.engine.generate
@@ -67,7 +67,7 @@ def test_one_step_matches_a_hand_count(tokenizer):
 
 
 def test_run_records_are_consistent_with_the_schedule(tokenizer, tmp_path):
-    model_dir = save_model(build_model("mini-231k", seed=0, tokenizer=tokenizer), tokenizer,
+    model_dir = save_model(build_model("mini-130k", seed=0, tokenizer=tokenizer), tokenizer,
                            tmp_path / "m")
     cfg = tiny_config(f"model={model_dir}", f"out={tmp_path}", "steps=3", "eval_every=0",
                       "data.n_problems=300", "data.holdout_easy=4", "data.holdout_hard=4",
@@ -88,7 +88,7 @@ def test_run_records_are_consistent_with_the_schedule(tokenizer, tmp_path):
         assert record["flops"] == pytest.approx(sum(r["flops_step"] for r in steps[:i]))
         assert record["kl"] == 0.0  # kl_coef=0: no reference pass
     assert meta["N"] == meta["N_total"] == sum(
-        p.numel() for p in {id(p): p for p in build_model("mini-231k", seed=0).parameters()}
+        p.numel() for p in {id(p): p for p in build_model("mini-130k", seed=0).parameters()}
         .values())
     assert [(e["step"], e["eval_set"]) for e in evals] == [(0, "holdout"), (3, "holdout")]
     assert all(e["n_problems"] == 8 and e["L"] == pytest.approx(1 - e["pass1"]) for e in evals)
@@ -96,7 +96,7 @@ def test_run_records_are_consistent_with_the_schedule(tokenizer, tmp_path):
 
 
 def test_reward_timeouts_score_zero_and_are_counted(tokenizer):
-    trainer = GRPOTrainer(tiny_config(), build_model("mini-231k", seed=0, tokenizer=tokenizer),
+    trainer = GRPOTrainer(tiny_config(), build_model("mini-130k", seed=0, tokenizer=tokenizer),
                           tokenizer)
 
     class TimingOut:
@@ -115,7 +115,7 @@ def test_old_logprobs_match_the_policy_before_its_update(tokenizer, recompute):
     # One update a step: its ratios compare the policy with itself, so they must be 1 whether
     # the old log-probs are the sampling ones (on-policy) or recomputed.
     cfg = tiny_config("mini_batch_prompts=2", f"recompute_old_logprobs={recompute}")
-    trainer = GRPOTrainer(cfg, build_model("mini-231k", seed=0, tokenizer=tokenizer), tokenizer)
+    trainer = GRPOTrainer(cfg, build_model("mini-130k", seed=0, tokenizer=tokenizer), tokenizer)
     with Verifier() as verifier:
         figures = trainer.step(1, arithmetic_problems(2, seed=3, split="train"), verifier)
     assert figures["updates"] == 1

@@ -25,7 +25,7 @@ TINY = ["data.n_problems=600", "data.holdout_easy=6", "data.holdout_hard=6", "pr
 def model_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "rand-231k"
     tokenizer = build_tokenizer()
-    return save_model(build_model("mini-231k", seed=0, tokenizer=tokenizer), tokenizer, path)
+    return save_model(build_model("mini-130k", seed=0, tokenizer=tokenizer), tokenizer, path)
 
 
 def records(run_dir: Path) -> tuple[list[dict], list[dict]]:

@@ -1,6 +1,6 @@
 """Seeded miniature GRPO runs whose held-out pass@1 rises by a clear margin.
 
-They start from the warm-started mini-231k (cached under $RLSCALE_CACHE or ~/.cache/rlscale; the
+They start from the warm-started mini-130k (cached under $RLSCALE_CACHE or ~/.cache/rlscale; the
 first use trains it, about a minute on one core).
 """
 

@@ -8,10 +8,12 @@ class RlscaleError(Exception):
 class DataError(RlscaleError, ValueError):
     """A data file or record is missing something or malformed."""
 
-    def __init__(self, message: str, *, path=None, row=None, field=None):
+    def __init__(self, message: str, *, path=None, row=None, field=None, line=None):
         where = []
         if path is not None:
             where.append(f"{path}")
+        if line is not None:  # a text file's 1-based line (a CSV's header is line 1)
+            where.append(f"line {line}")
         if row is not None:
             where.append(f"row {row}")
         if field is not None:

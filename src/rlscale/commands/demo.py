@@ -1,4 +1,4 @@
-"""`rlscale demo`: the whole pipeline on the built-in miniature ladder, ending in a report."""
+"""`rlscale demo`: the whole pipeline on the built-in miniature family, ending in a report."""
 
 from pathlib import Path
 
@@ -9,19 +9,30 @@ from rich.console import Console
 def demo(
     out: Path = typer.Option(Path("rlscale-demo"), help="Where runs and the report are written."),
     quick: bool = typer.Option(False, "--quick", help="A smaller demo (about 3 minutes)."),
+    full: bool = typer.Option(
+        False, "--full", help="The whole paper at miniature scale (about an hour; docs/miniature.md)."),
+    rebuild_family: bool = typer.Option(
+        False, "--rebuild-family",
+        help="Pretrain the family here instead of using the shipped weights (about an hour)."),
     workers: int = typer.Option(None, help="Parallel runs (default: min(2, cores))."),
 ):
-    """Warm-start the miniature ladder, run the ladder and data-reuse experiments, fit the
-    scaling laws, check forecasts on held-out data and write an HTML report."""
+    """Post-train the pretrained miniature family with GRPO, run the ladder and data-reuse
+    experiments, fit the scaling laws, check forecasts on held-out data and write a report."""
     from rlscale.experiments.demo import run_demo
 
+    if quick and full:
+        raise typer.BadParameter("choose one of --quick and --full", param_hint="--quick/--full")
     console = Console()
-    result = run_demo(out, quick=quick, workers=workers, console=console)
+    mode = "quick" if quick else "full" if full else "default"
+    result = run_demo(out, mode=mode, workers=workers, console=console,
+                      rebuild_family=rebuild_family)
     failed = [o for s in result.sweeps for o in s.failed]
     console.rule("[bold]done")
-    console.print(f"wall time: {result.wall_time / 60:.1f} min; runs in {result.root}")
+    console.print(f"runs in    {result.root}")
     console.print(f"summary:   {result.report_md}")
-    console.print(f"report:    {result.report_html}")
+    console.print(f"report:    {result.report_html} (machine-readable: {result.report_json})")
+    phases = ", ".join(f"{name} {seconds / 60:.1f} min" for name, seconds in result.timing.items())
+    console.print(f"wall time: {result.wall_time / 60:.1f} min ({phases})")
     if failed:
         console.print(f"[red]{len(failed)} runs failed[/red]")
         raise typer.Exit(1)

@@ -10,8 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rlscale.errors import RlscaleError
-
 _UNITS = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
 
 
@@ -56,14 +54,10 @@ def fit(
         options["e_form"] = e_form
     elif e_form != "free":
         raise typer.BadParameter("--e-form applies only to --law loglinear_kn")
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", LawWarning)
-            table = load_law_table(data, eval_set=eval_set)
-            fitted = get_law(law, **options).fit(table, x=x, warmup=warmup, sizes=parse_sizes(sizes))
-    except RlscaleError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LawWarning)
+        table = load_law_table(data, eval_set=eval_set)
+        fitted = get_law(law, **options).fit(table, x=x, warmup=warmup, sizes=parse_sizes(sizes))
     for warning in caught:
         console.print(f"[yellow]warning:[/yellow] {warning.message}")
     phi = _phi(table)

@@ -10,8 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rlscale.errors import RlscaleError
-
 
 class SourceFormat(StrEnum):
     csv = "csv"
@@ -48,25 +46,21 @@ def import_runs(
     from rlscale.runs.table import short_count
 
     console = Console()
-    try:
-        size = parse_count(n) if n is not None else None
-        options = dict(experiment=experiment, n=size, mapping=maps, eval_set=eval_set,
-                       prompts_per_step=prompts_per_step)
-        if source_format is SourceFormat.csv:
-            run_dirs = import_csv(src, out, **options)
-        else:
-            importer = import_wandb if source_format is SourceFormat.wandb else import_verl
-            run_dirs = [importer(src, out, run_id=run_id, **options)]
-        table = Table(title=f"Imported {len(run_dirs)} run(s) from {src}")
-        for column in ("run directory", "N", "steps", "evals", "eval sets"):
-            table.add_column(column)
-        for run_dir in run_dirs:
-            run = read_run(run_dir)
-            sets = ", ".join(map(str, run.evals["eval_set"].unique())) if len(run.evals) else ""
-            size_text = short_count(run.meta["N"]) if run.meta.get("N") is not None else "?"
-            table.add_row(str(run_dir), size_text,
-                          str(len(run.steps)), str(len(run.evals)), sets)
-    except RlscaleError as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error}")
-        raise typer.Exit(1) from None
+    size = parse_count(n) if n is not None else None
+    options = dict(experiment=experiment, n=size, mapping=maps, eval_set=eval_set,
+                   prompts_per_step=prompts_per_step)
+    if source_format is SourceFormat.csv:
+        run_dirs = import_csv(src, out, **options)
+    else:
+        importer = import_wandb if source_format is SourceFormat.wandb else import_verl
+        run_dirs = [importer(src, out, run_id=run_id, **options)]
+    table = Table(title=f"Imported {len(run_dirs)} run(s) from {src}")
+    for column in ("run directory", "N", "steps", "evals", "eval sets"):
+        table.add_column(column)
+    for run_dir in run_dirs:
+        run = read_run(run_dir)
+        sets = ", ".join(map(str, run.evals["eval_set"].unique())) if len(run.evals) else ""
+        size_text = short_count(run.meta["N"]) if run.meta.get("N") is not None else "?"
+        table.add_row(str(run_dir), size_text,
+                      str(len(run.steps)), str(len(run.evals)), sets)
     console.print(table)

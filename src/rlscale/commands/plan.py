@@ -10,8 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rlscale.errors import RlscaleError
-
 
 def plan(
     fit_json: Path = typer.Argument(None, help="A fitted law (rlscale fit -o FIT.json), or a bootstrap "
@@ -27,7 +25,7 @@ def plan(
                                          "with --bootstrap, the refits for bands."),
     bootstrap: int = typer.Option(0, help="With --data: K bootstrap refits of the fit's law for bands."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
-    prompts_per_step: int = typer.Option(512, help="Prompts per step (steps = D / this)."),
+    prompts_per_step: int = typer.Option(512, min=1, help="Prompts per step (steps = D / this)."),
     reuse: Path = typer.Option(None, help="A tau experiment (CSV: tau, step, L[, run]): reuse advice."),
     alpha: float = typer.Option(0.05, help="--reuse: significance level of the test."),
     final_fraction: float = typer.Option(0.1, help="--reuse: final share of steps averaged."),
@@ -38,24 +36,20 @@ def plan(
     from rlscale.commands.predict import to_json
 
     console = Console(stderr=as_json)
-    try:
-        if reuse is not None:
-            report = _reuse(reuse, alpha, final_fraction)
-        else:
-            goals = {"compute": budget_flops, "data": budget_prompts, "target_loss": target_loss}
-            given = {goal: value for goal, value in goals.items() if value is not None}
-            if fit_json is None or len(given) != 1:
-                raise typer.BadParameter("give FIT.json and exactly one of --budget-flops, "
-                                         "--budget-prompts, --target-loss (or --reuse TAU.csv)")
-            (goal, value), = given.items()
-            span = parse_sizes(size_range)
-            if span is not None and len(span) != 2:
-                raise typer.BadParameter("--size-range is LOW,HIGH")
-            report = _plan(fit_json, goal, value, parse_sizes(sizes), span, tokens_per_prompt, data,
-                           bootstrap, seed, prompts_per_step)
-    except RlscaleError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from None
+    if reuse is not None:
+        report = _reuse(reuse, alpha, final_fraction)
+    else:
+        goals = {"compute": budget_flops, "data": budget_prompts, "target_loss": target_loss}
+        given = {goal: value for goal, value in goals.items() if value is not None}
+        if fit_json is None or len(given) != 1:
+            raise typer.BadParameter("give FIT.json and exactly one of --budget-flops, "
+                                     "--budget-prompts, --target-loss (or --reuse TAU.csv)")
+        (goal, value), = given.items()
+        span = parse_sizes(size_range)
+        if span is not None and len(span) != 2:
+            raise typer.BadParameter("--size-range is LOW,HIGH")
+        report = _plan(fit_json, goal, value, parse_sizes(sizes), span, tokens_per_prompt, data,
+                       bootstrap, seed, prompts_per_step)
     if as_json:
         typer.echo(to_json(report))
     elif reuse is not None:

@@ -12,8 +12,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rlscale.errors import RlscaleError
-
 PROTOCOLS = ("inter", "intra", "loso")
 DEFAULT_LAWS = {
     "inter": ["loglinear_kn:e_form=saturating"],  # fully out of sample needs a parametric E(N)
@@ -55,23 +53,19 @@ def predict(
     from rlscale.laws import LawWarning, load_law_table
 
     console = Console(stderr=as_json)
-    try:
-        if protocol not in PROTOCOLS:
-            raise typer.BadParameter(f"protocol must be one of {', '.join(PROTOCOLS)}")
-        if bootstrap and protocol == "loso":
-            raise typer.BadParameter("--bootstrap applies to the inter and intra protocols")
-        key = "inter_refit" if protocol == "inter" and refit_intercept else protocol
-        laws = list(law) if law else DEFAULT_LAWS[key]
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", LawWarning)
-            table = load_law_table(data, eval_set=eval_set)
-            target_size = parse_sizes(target)[0] if target else None
-            report = run_protocol(table, protocol, laws, x, fraction=fraction, target=target_size,
-                                  refit_intercept=refit_intercept, warmup=warmup,
-                                  bootstrap_n=bootstrap, seed=seed, level=level)
-    except RlscaleError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from None
+    if protocol not in PROTOCOLS:
+        raise typer.BadParameter(f"protocol must be one of {', '.join(PROTOCOLS)}")
+    if bootstrap and protocol == "loso":
+        raise typer.BadParameter("--bootstrap applies to the inter and intra protocols")
+    key = "inter_refit" if protocol == "inter" and refit_intercept else protocol
+    laws = list(law) if law else DEFAULT_LAWS[key]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LawWarning)
+        table = load_law_table(data, eval_set=eval_set)
+        target_size = parse_sizes(target)[0] if target else None
+        report = run_protocol(table, protocol, laws, x, fraction=fraction, target=target_size,
+                              refit_intercept=refit_intercept, warmup=warmup,
+                              bootstrap_n=bootstrap, seed=seed, level=level)
     for message in sorted({str(w.message) for w in caught}):
         console.print(f"[yellow]warning:[/yellow] {message}")
     if as_json:

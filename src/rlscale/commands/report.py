@@ -5,9 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
-
-from rlscale.errors import RlscaleError
 
 
 def report(
@@ -21,16 +18,15 @@ def report(
     bootstrap: int = typer.Option(200, "--bootstrap", min=0,
                                   help="Bootstrap refits for the intervals and the k(N) band "
                                        "(0: no intervals, faster)."),
+    warmup: int = typer.Option(0, "--warmup", min=0,
+                               help="Warm-up clip: leave steps 1..WARMUP out of every fit "
+                                    "(step 0 never is fitted)."),
 ):
     """Build the self-contained HTML report (figures, fits, held-out errors, findings)."""
     from rlscale.report.html import build_report
 
-    console = Console(stderr=True)
-    try:
-        html_path, md_path = build_report(run_root, output, figures_dir=figures,
-                                          bootstrap_samples=bootstrap)
-    except RlscaleError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(1) from None
+    html_path, md_path = build_report(run_root, output, figures_dir=figures,
+                                      bootstrap_samples=bootstrap, warmup=warmup)
     typer.echo(f"report: {html_path}")
     typer.echo(f"summary: {md_path}")
+    typer.echo(f"data:    {html_path.with_suffix('.json')}")

@@ -7,7 +7,6 @@ from rich.console import Console
 from rich.table import Table
 
 from rlscale.config import parse_override
-from rlscale.errors import RlscaleError
 
 
 def sweep(
@@ -24,14 +23,10 @@ def sweep(
     from rlscale.experiments.spec import validate_runs
 
     console = Console()
-    try:
-        extra = dict(parse_override(item) for item in overrides or [])
-        exp, spec_dir = load_spec(spec)
-        runs = expand(exp, spec_dir, extra)
-        validate_runs(runs, spec)
-    except RlscaleError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+    extra = dict(parse_override(item) for item in overrides or [])
+    exp, spec_dir = load_spec(spec)
+    runs = expand(exp, spec_dir, extra)
+    validate_runs(runs, spec)
     if executor == "local":
         runner = LocalExecutor(workers=workers)
     elif executor == "ray":

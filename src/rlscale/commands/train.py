@@ -4,8 +4,6 @@ from pathlib import Path
 
 import typer
 
-from rlscale.errors import RlscaleError
-
 
 def train(
     config: Path = typer.Argument(..., help="Training config (YAML), e.g. configs/smoke.yaml."),
@@ -20,10 +18,6 @@ def train(
     from rlscale.rl.config import load_config
     from rlscale.rl.trainer import train as run_training
 
-    try:
-        cfg = load_config(config, overrides or [])
-        run_dir = run_training(cfg, resume=resume, progress=not quiet)
-    except RlscaleError as e:
-        typer.secho(f"error: {e}", fg="red", err=True)
-        raise typer.Exit(2) from None
+    cfg = load_config(config, overrides or [])
+    run_dir = run_training(cfg, resume=resume, progress=not quiet)
     typer.echo(f"run: {run_dir}")

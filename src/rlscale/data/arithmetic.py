@@ -104,15 +104,19 @@ def arithmetic_problems(
                 pass_rate=tier.pass_rate,
                 source="arithmetic",
                 metadata={"tier": tier_id, "digits": tier.digits, "ops": tier.ops},
+                solution=arithmetic_solution(prompt),
             )
         )
     return problems
 
 
-def arithmetic_solution(problem: Problem | str) -> str:
-    """The worked target text for supervised warm start, e.g. ``37+48=85,85-12=73,\\boxed{73}``.
+def arithmetic_solution(problem: Problem | str, *, flaw: tuple[int, int] | None = None) -> str:
+    """The worked solution text, e.g. ``37+48=85,85-12=73,\\boxed{73}``.
 
-    Computed from the prompt (parsed, never evaluated as code).
+    flaw: (step, delta) writes the result of that step (0-based) off by `delta` and carries the
+    wrong value through the rest of the chain and into the boxed answer, as a sloppy but
+    consistent writer would (the pretraining corpus mixes such solutions with correct ones). The
+    flawed result must stay >= 0. Computed from the prompt (parsed, never evaluated as code).
     """
     prompt = problem if isinstance(problem, str) else problem.prompt_text()
     match = _PROMPT.fullmatch(prompt)
@@ -121,11 +125,28 @@ def arithmetic_solution(problem: Problem | str) -> str:
         raise DataError(f"{owner}not an arithmetic prompt: {prompt!r}", field="prompt")
     value = int(match.group(1))
     steps = []
-    for op, operand in _TERM.findall(match.group(2)):
+    for i, (op, operand) in enumerate(_TERM.findall(match.group(2))):
         result = value + int(operand) if op == "+" else value - int(operand)
+        if flaw is not None and i == flaw[0]:
+            result += flaw[1]
+            if result < 0:
+                raise DataError(f"flaw {flaw} makes step {i} of {prompt!r} negative", field="flaw")
         steps.append(f"{value}{op}{operand}={result}")
         value = result
     return ",".join(steps) + f",\\boxed{{{value}}}"
+
+
+def arithmetic_steps(problem: Problem | str) -> list[int]:
+    """The correct result of each step of the chain, in order (the last is the answer)."""
+    prompt = problem if isinstance(problem, str) else problem.prompt_text()
+    match = _PROMPT.fullmatch(prompt)
+    if match is None:
+        raise DataError(f"not an arithmetic prompt: {prompt!r}", field="prompt")
+    value, results = int(match.group(1)), []
+    for op, operand in _TERM.findall(match.group(2)):
+        value = value + int(operand) if op == "+" else value - int(operand)
+        results.append(value)
+    return results
 
 
 def _draw_chain(tier: Tier, rng: np.random.Generator) -> tuple[str, int]:

@@ -10,6 +10,7 @@ whatever the container:
   the reference model the paper ordered by); null or NaN means unknown;
 - id: ``id``, else ``extra_info.index``, else the row number;
 - source: ``data_source`` or ``source``, else the file's stem;
+- solution (optional): ``solution``, a canonical correct response;
 - everything else goes to ``metadata`` (e.g. guru's ``extra_info`` with its other pass rates).
 
 Rows are numbered from 0 in every container (as pandas and `datasets` index them); JSONL errors
@@ -27,11 +28,12 @@ import pyarrow.parquet as pq
 
 from rlscale.data.problem import Problem
 from rlscale.errors import DataError
+from rlscale.files import atomic_write_text
 
 PASS_RATE_FIELD = "qwen2.5_7b_pass_rate"
 PROMPT_FIELDS = ("prompt", "question", "problem")
 ANSWER_FIELDS = ("reward_model", "answer", "ground_truth")  # reward_model holds ground_truth
-_CONSUMED = {"id", "pass_rate", "data_source", "source", "metadata"}
+_CONSUMED = {"id", "pass_rate", "data_source", "source", "metadata", "solution"}
 
 
 def load_problems(
@@ -140,27 +142,33 @@ def problem_from_record(
     source = record.get("data_source") or record.get("source") or default_source
     if not isinstance(source, str):
         raise fail(f"expected a string, got {type(source).__name__}", "source")
+    solution = record.get("solution")
+    if solution is not None and (not isinstance(solution, str) or not solution.strip()):
+        raise fail(f"expected a non-empty string or null, got {solution!r}", "solution")
     metadata = dict(record.get("metadata") or {})
     consumed = _CONSUMED | {prompt_field, answer_field.split(".")[0]}
     metadata.update({k: v for k, v in record.items() if k not in consumed})
-    return Problem(problem_id, prompt, answer, pass_rate, source, metadata)
+    return Problem(problem_id, prompt, answer, pass_rate, source, metadata, solution)
 
 
 def save_problems_jsonl(problems: Iterable[Problem], path: str | Path) -> Path:
-    """Write problems as JSONL that `load_problems` reads back into equal problems."""
+    """Write problems as JSONL that `load_problems` reads back into equal problems (atomically)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as out:
-        for p in problems:
-            record = {
-                "id": p.id,
-                "prompt": p.prompt,
-                "answer": p.answer,
-                "pass_rate": p.pass_rate,
-                "source": p.source,
-                "metadata": p.metadata,
-            }
-            out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    lines = []
+    for p in problems:
+        record = {
+            "id": p.id,
+            "prompt": p.prompt,
+            "answer": p.answer,
+            "pass_rate": p.pass_rate,
+            "source": p.source,
+            "metadata": p.metadata,
+        }
+        if p.solution is not None:
+            record["solution"] = p.solution
+        lines.append(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    atomic_write_text(path, "".join(lines))
     return path
 
 

@@ -13,6 +13,10 @@ class Problem:
     pass_rate is the difficulty measure used for the curriculum and the easy/hard split: a
     reference model's pass rate in [0, 1] (higher = easier). Real data carries it (guru's
     `qwen2.5_7b_pass_rate`); the built-in task sets a proxy from its difficulty tier. None if unknown.
+
+    solution is a canonical correct response (the full text a model would write, ending in the
+    boxed answer), when the source has one: the built-in task's worked solution. Evaluation can
+    then compute the probability of that response exactly (`rl.evaluate`, estimator "canonical").
     """
 
     id: str
@@ -21,6 +25,7 @@ class Problem:
     pass_rate: float | None = None
     source: str = ""
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    solution: str | None = None
 
     @property
     def is_easy(self) -> bool:

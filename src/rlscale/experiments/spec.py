@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rlscale.config import read_yaml_mapping
 from rlscale.errors import ConfigError
+from rlscale.runs.names import is_safe_name
 
 # Short names in run ids for the keys a sweep usually varies; other keys use their last dotted part.
 _ID_PREFIX = {"seed": "s", "group_size": "G", "data.reuse_tau": "tau", "model": "", "variant": ""}
@@ -90,6 +91,9 @@ def load_spec(path: str | Path) -> tuple[ExperimentSpec, Path]:
     for key, values in spec.grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{path}: grid key '{key}' must be a non-empty list")
+    if not is_safe_name(spec.name):
+        raise ConfigError(f"{path}: key 'name': {spec.name!r} is not a safe folder name (letters, "
+                          "digits and . _ + = -, not starting with . or -)")
     return spec, path.parent
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from rlscale.errors import DataError, LawError
+from rlscale.files import atomic_write_text
 
 X_COLUMNS = ("C", "D", "T")
 SPACES = ("linear", "log")
@@ -148,20 +149,19 @@ def prepare_points(table: pd.DataFrame | Points, x: str = "C", *, warmup: int = 
         df["step"] = df.groupby("N")[x].rank(method="first")
     if drop_step0:
         df = df[df["step"] > 0]
+    # Rows are named by their position in the table given (a file's lines: RunTable.from_csv).
     bad_L = ~((df["L"] > 0) & (df["L"] <= 1))
     if bad_L.any():
-        row = bad_L.to_numpy().nonzero()[0][0]
-        r = df.iloc[row]
-        raise LawError(f"row {df.index[row]}: L={r['L']:g} outside (0, 1] for size "
+        row, r = df.index[bad_L.to_numpy()][0], df[bad_L].iloc[0]
+        raise LawError(f"row {row}: L={r['L']:g} outside (0, 1] for size "
                        f"N={format_size(r['N'])} at step {r['step']:g}")
-    bad_X = ~(df[x] > 0)
+    bad_X = ~((df[x] > 0) & np.isfinite(df[x]))
     if bad_X.any():
-        row = bad_X.to_numpy().nonzero()[0][0]
-        r = df.iloc[row]
-        raise LawError(f"row {df.index[row]}: {x}={r[x]:g} must be > 0 for size "
+        row, r = df.index[bad_X.to_numpy()][0], df[bad_X].iloc[0]
+        raise LawError(f"row {row}: {x}={r[x]:g} must be finite and > 0 for size "
                        f"N={format_size(r['N'])} at step {r['step']:g}")
-    if not (df["N"] > 0).all():
-        raise LawError("every model size N must be > 0")
+    if not ((df["N"] > 0) & np.isfinite(df["N"])).all():
+        raise LawError("every model size N must be finite and > 0")
     if sizes is not None:
         df = df[df["N"].isin(_match_sizes(np.unique(df["N"].to_numpy()), sizes))]
     if warmup:  # without a step column, step is the rank within the size: same rule
@@ -274,28 +274,48 @@ class FittedLaw:
                 "bounds_hit": list(self.bounds_hit), "sizes": [float(s) for s in self.sizes]}
 
     def to_json(self, path=None, *, indent: int | None = 1) -> str:
+        """The JSON text; with `path`, also written there atomically (a reader never sees half)."""
         text = json.dumps(self.to_dict(), indent=indent)
         if path is not None:
-            from pathlib import Path
-
-            Path(path).write_text(text + "\n")
+            atomic_write_text(path, text + "\n")
         return text
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FittedLaw:
+        """Read a fitted law back, refusing anything a fit could not have written: a missing key,
+        a string or a non-finite number for a parameter, a value outside the law's range (e.g.
+        Kmax < 0), options the law does not take, a curve that is not finite at its sizes."""
+        if not isinstance(data, dict):
+            raise LawError(f"fitted-law JSON must be an object, got {type(data).__name__}")
         try:
             law, x, params = data["law"], data["x"], data["params"]
         except KeyError as err:
             raise LawError(f"fitted-law JSON has no key {err.args[0]!r}") from None
-        if law not in LAWS:
+        if not isinstance(law, str) or law not in LAWS:
             raise LawError(f"unknown law {law!r} in fitted-law JSON (known: {', '.join(LAWS)})")
+        if x not in X_COLUMNS:
+            raise LawError(f"fitted-law JSON: 'x' must be one of {', '.join(X_COLUMNS)}, got {x!r}")
+        if not isinstance(params, dict) or not params:
+            raise LawError("fitted-law JSON: 'params' must be a non-empty object")
+        for key in ("options", "metrics"):
+            if not isinstance(data.get(key, {}), dict):
+                raise LawError(f"fitted-law JSON: {key!r} must be an object")
         metrics = dict(data.get("metrics", {}))
         if isinstance(metrics.get("r2_per_size"), dict):
             metrics["r2_per_size"] = _decode_sizes(metrics["r2_per_size"])
-        return cls(law=law, x=x, params={k: _decode_sizes(v) for k, v in params.items()},
-                   options=dict(data.get("options", {})), metrics=metrics,
-                   bounds_hit=list(data.get("bounds_hit", [])),
-                   sizes=[float(s) for s in data.get("sizes", [])])
+        phi = metrics.get("phi")
+        if phi is not None and not _positive_number(phi):
+            raise LawError(f"fitted-law JSON: metrics.phi must be a positive number, got {phi!r}")
+        sizes = data.get("sizes", [])
+        if not isinstance(sizes, list) or not all(_positive_number(s) for s in sizes):
+            raise LawError(f"fitted-law JSON: 'sizes' must be a list of positive numbers, got "
+                           f"{sizes!r}")
+        fitted = cls(law=law, x=x, params={k: _read_param(k, v) for k, v in params.items()},
+                     options=dict(data.get("options", {})), metrics=metrics,
+                     bounds_hit=list(data.get("bounds_hit", [])),
+                     sizes=[float(s) for s in sizes])
+        _check_fitted(fitted)
+        return fitted
 
     @classmethod
     def from_json(cls, text_or_path) -> FittedLaw:
@@ -319,6 +339,61 @@ def _decode_sizes(value):
     if isinstance(value, dict):
         return {float(k): (float("nan") if v is None else float(v)) for k, v in value.items()}
     return value
+
+
+def _positive_number(value) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _read_param(name: str, value):
+    """One parameter of a fitted-law JSON: a finite number, or {size: finite number}."""
+    if isinstance(value, dict):
+        out = {}
+        for size, v in value.items():
+            try:
+                key = float(size)
+            except (TypeError, ValueError):
+                key = math.nan
+            if not (math.isfinite(key) and key > 0) or not _finite_number(v):
+                raise LawError(f"fitted-law JSON: params.{name} must map sizes to finite numbers, "
+                               f"got {size!r}: {v!r}")
+            out[key] = float(v)
+        if not out:
+            raise LawError(f"fitted-law JSON: params.{name} is empty")
+        return out
+    if not _finite_number(value):
+        raise LawError(f"fitted-law JSON: params.{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _check_fitted(fitted: FittedLaw) -> None:
+    """The law takes these options, every parameter is in its range, and the curve is finite and
+    positive at the law's sizes."""
+    try:
+        law = fitted.estimator()
+        law._check_options()
+    except TypeError as err:
+        raise LawError(f"fitted-law JSON: options {fitted.options} do not fit {fitted.law} "
+                       f"({err})") from None
+    for name, (low, high) in law.param_ranges.items():
+        value = fitted.params.get(name)
+        if isinstance(value, float) and not (low <= value <= high):
+            raise LawError(f"fitted-law JSON: {fitted.law} needs {low:g} <= {name} <= {high:g}, "
+                           f"got {value:g}")
+    sizes = list(fitted.sizes) or sorted({k for v in fitted.params.values() if isinstance(v, dict)
+                                          for k in v}) or [1e9]
+    try:
+        values = fitted.predict(np.array(sizes), np.full(len(sizes), 1e6))
+    except (KeyError, LawError, TypeError, ValueError) as err:
+        missing = f"no parameter {err.args[0]!r}" if isinstance(err, KeyError) else str(err)
+        raise LawError(f"fitted-law JSON: {fitted.law} cannot be evaluated ({missing})") from None
+    if not np.all(np.isfinite(values)) or np.any(np.asarray(values) <= 0):
+        raise LawError(f"fitted-law JSON: {fitted.law} gives no finite positive loss at its sizes")
 
 
 def compute_metrics(points: Points, predicted: np.ndarray, *, objective: float | None = None,
@@ -379,6 +454,8 @@ class Law:
     """
 
     name: ClassVar[str] = ""
+    # Ranges of scalar parameters a fit can produce; a fit file outside them is refused.
+    param_ranges: ClassVar[dict[str, tuple[float, float]]] = {}
     min_sizes: ClassVar[int] = 1
     min_points_per_size: ClassVar[int] = 2
     per_size: ClassVar[bool] = False  # parameters exist only for fitted sizes

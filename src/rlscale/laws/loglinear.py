@@ -13,6 +13,7 @@ the nonlinear search is over (Kmax, log10 N0) only (2-D, from a fixed 3x3 grid o
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -89,6 +90,7 @@ class LogLinearKN(Law):
     E(N) = Emax N / (N + N1) (the form in the authors' code), so any size can be predicted."""
 
     name = "loglinear_kn"
+    param_ranges = {"Kmax": (0.0, math.inf), "N0": (1e-300, math.inf), "N1": (1e-300, math.inf)}
     min_sizes = 3
     min_points_per_size = 2
 

@@ -22,7 +22,7 @@ from scipy.optimize import brentq, minimize_scalar
 from scipy.stats import ttest_ind
 
 from rlscale.errors import DataError, LawError
-from rlscale.laws.base import FittedLaw
+from rlscale.laws.base import FittedLaw, format_size
 from rlscale.laws.validate import can_predict_unseen_size, predict
 
 GOALS = ("compute", "data", "target_loss")
@@ -126,8 +126,16 @@ def plan(fitted: FittedLaw, goal: str, value: float, *, sizes=None, phi: float |
     candidates' span); skipped for laws that cannot predict an unseen size."""
     if goal not in GOALS:
         raise LawError(f"goal must be one of {', '.join(GOALS)}, got {goal!r}")
-    if value <= 0 or (goal == "target_loss" and value > 1):
-        raise LawError(f"{goal} must be positive{' and at most 1' if goal == 'target_loss' else ''}, got {value:g}")
+    if not math.isfinite(value) or value <= 0 or (goal == "target_loss" and value >= 1):
+        limit = " and below 1" if goal == "target_loss" else ""
+        raise LawError(f"{goal} must be a finite number above 0{limit}, got {value:g}")
+    if not (isinstance(prompts_per_step, int) and prompts_per_step >= 1):
+        raise LawError(f"prompts_per_step must be an integer >= 1, got {prompts_per_step!r}")
+    if tokens_per_prompt is not None and not (math.isfinite(tokens_per_prompt)
+                                              and tokens_per_prompt > 0):
+        raise LawError(f"tokens_per_prompt must be a finite number > 0, got {tokens_per_prompt:g}")
+    if phi is not None and not (math.isfinite(phi) and phi > 0):
+        raise LawError(f"phi = C/(N D) must be a finite number > 0, got {phi:g}")
     if bootstrap is not None and (bootstrap.fitted.law, bootstrap.fitted.x) != (fitted.law, fitted.x):
         raise LawError(f"the bootstrap is of {bootstrap.fitted.law} on {bootstrap.fitted.x}, the plan's "
                        f"law is {fitted.law} on {fitted.x}")
@@ -144,8 +152,19 @@ def plan(fitted: FittedLaw, goal: str, value: float, *, sizes=None, phi: float |
     options = [option(N) for N in candidates]
     score = (lambda o: o.C if o.C is not None else math.inf) if goal == "target_loss" else (lambda o: o.L)
     reachable = [o for o in options if math.isfinite(score(o))]
-    best = min(reachable, key=score) if reachable else None
     notes = []
+    if goal != "target_loss":
+        # L = 1 - pass@1 is at most 1: a law that predicts more is extrapolated past its range.
+        beyond = [o for o in reachable if not 0 < o.L < 1]
+        if len(beyond) == len(reachable):
+            raise LawError(f"the {goal} budget {value:g} is outside the range the law describes: it "
+                           f"predicts L outside (0, 1) for every candidate size "
+                           f"(e.g. {format_size(beyond[0].N)}: L = {beyond[0].L:.3g})")
+        if beyond:
+            notes.append("no prediction for " + ", ".join(format_size(o.N) for o in beyond)
+                         + ": the law gives L outside (0, 1) there (budget outside its range)")
+        reachable = [o for o in reachable if 0 < o.L < 1]
+    best = min(reachable, key=score) if reachable else None
     if phi is None:
         notes.append("phi = C/(N D) unknown: amounts in units other than the law's and the "
                      "budget's are not computed (give tokens per prompt)")

@@ -1,17 +1,10 @@
-"""rlscale.models: the miniature ladder and tokenizer, loading, parameter and FLOP counting,
-warm start (the `warmstart` function stays in `rlscale.models.warmstart`, so that the submodule
-is not shadowed by a function of the same name)."""
+"""rlscale.models: the miniature ladder's shapes and tokenizer, loading, parameter and FLOP
+counting, scoring responses, training states on disk. (Pretraining the family: `rlscale.pretrain`.)"""
 
 from rlscale.models.ladder import LADDER, ModelSpec, build_model, get_spec, ladder_names
 from rlscale.models.loading import load_model, save_model
 from rlscale.models.params import ParamCount, count_params
 from rlscale.models.tokenizer import build_tokenizer
-from rlscale.models.warmstart import (
-    WarmstartConfig,
-    WarmstartResult,
-    default_root,
-    ensure_ladder_model,
-)
 
 __all__ = [
     "LADDER",
@@ -24,8 +17,4 @@ __all__ = [
     "ladder_names",
     "load_model",
     "save_model",
-    "WarmstartConfig",
-    "WarmstartResult",
-    "default_root",
-    "ensure_ladder_model",
 ]

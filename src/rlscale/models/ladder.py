@@ -67,8 +67,8 @@ def _spec(hidden: int, layers: int) -> ModelSpec:
 
 LADDER: dict[str, ModelSpec] = {
     s.name: s
-    for s in (_spec(64, 3), _spec(96, 4), _spec(128, 5), _spec(160, 6), _spec(192, 8),
-              _spec(224, 9))
+    for s in (_spec(32, 2), _spec(48, 2), _spec(48, 3), _spec(64, 4), _spec(80, 4), _spec(96, 5),
+              _spec(128, 6))
 }
 
 

@@ -15,7 +15,14 @@ import pandas as pd
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from rlscale.errors import RlscaleError
-from rlscale.report.curves import Split, free_slopes, law_points, run_column, split_experiments
+from rlscale.report.curves import (
+    Split,
+    eval_noise,
+    free_slopes,
+    law_points,
+    run_column,
+    split_experiments,
+)
 
 PAPER_LAW = "loglinear_kn"  # log10 L = -k(N) log10 X + E(N), k(N) = Kmax / (1 + N0/N)
 PREDICTIVE_LAW = "loglinear_kn:e_form=saturating"  # parametric E(N): can predict unseen sizes
@@ -38,6 +45,8 @@ class Analysis:
     intra: dict = field(default_factory=dict)  # x -> ValidationResult of the paper's law
     intra_free: dict = field(default_factory=dict)  # x -> ValidationResult of free per-size lines
     intra_fraction: float = INTRA_FRACTION
+    warmup: int = 0  # steps 1..warmup left out of every fit (the warm-up clip); step 0 always
+    noise: pd.DataFrame | None = None  # per size: the eval noise floor and the run's gain
     inter: dict = field(default_factory=dict)  # x -> {variant: ValidationResult}
     loso: dict = field(default_factory=dict)  # x -> LosoResult
     consistency: object | None = None  # laws.consistency.ConsistencyResult (C-law vs D-law)
@@ -75,17 +84,22 @@ def k_band(result, grid: np.ndarray) -> pd.DataFrame:
 
 
 def analyse(table, *, progress: bool = True, xs=("C", "D"),
-            bootstrap_samples: int = BOOTSTRAP_SAMPLES) -> Analysis:
+            bootstrap_samples: int = BOOTSTRAP_SAMPLES, warmup: int = 0) -> Analysis:
     """Fit the paper's law and run the prediction protocols on the ladder runs of `table`.
 
-    bootstrap_samples: refits for the parameter intervals and the k(N) band (0: none)."""
+    bootstrap_samples: refits for the parameter intervals and the k(N) band (0: none).
+    warmup: the warm-up clip, steps 1..warmup left out of every fit (the paper's code drops up to
+    the first 4 points); step 0 is never fitted."""
     from rlscale.laws import get_law
     from rlscale.laws.validate import inter_model, intra_run, leave_one_size_out
 
     split = split_experiments(table)
-    points = law_points(split.ladder)
+    every_point = law_points(split.ladder)
+    points = every_point[~every_point["step"].between(1, warmup)].reset_index(drop=True) \
+        if warmup > 0 and "step" in every_point else every_point
     analysis = Analysis(table=table, split=split, points=points,
-                        steps=_ladder_steps(table, split))
+                        steps=_ladder_steps(table, split), warmup=warmup,
+                        noise=noise_floor(split.ladder))
     if len(points) == 0:
         analysis.notes.append("no runs with unique data (tau = 1) on the primary eval set: "
                               "no laws fitted")
@@ -99,7 +113,7 @@ def analyse(table, *, progress: bool = True, xs=("C", "D"),
             continue
         jobs += [
             (f"{x}-law: free per-size slopes", lambda x=x: analysis.free.__setitem__(
-                x, free_slopes(points, x))),
+                x, free_slopes(points, x, min_step=warmup + 1))),
             (f"{x}-law: fit {PAPER_LAW}", lambda x=x: analysis.fits.__setitem__(
                 x, get_law(PAPER_LAW).fit(points, x=x))),
             (f"{x}-law: bootstrap ({bootstrap_samples} refits)", lambda x=x: _bootstrap(
@@ -126,6 +140,43 @@ def analyse(table, *, progress: bool = True, xs=("C", "D"),
             _attempt(analysis, what, action)
             bar.advance(task)
     return analysis
+
+
+def noise_floor(ladder: pd.DataFrame) -> pd.DataFrame | None:
+    """Per size: the eval noise floor and the gain of the run-averaged curve.
+
+    floor: the std of L for a fixed policy, as measured by re-evaluating the step-0 policy with
+    other sampling seeds (`noise_std` of the step-0 eval, config `eval_noise_repeats`); where it
+    was not measured, the estimator's own standard error (`stderr`); else the model-free
+    `eval_noise` of the curve. gain: L at step 0 minus the mean L of the last 3 evaluations.
+    """
+    if len(ladder) == 0 or "L" not in ladder:
+        return None
+    run = run_column(ladder)
+    rows = []
+    for N, group in ladder.groupby("N", sort=True):
+        curve = group.groupby("step")["L"].mean().sort_index()
+        if len(curve) < 4 or curve.index[0] != 0:
+            continue
+        start = group[group["step"] == 0]
+        measured = start["noise_std"].dropna() if "noise_std" in start else pd.Series(dtype=float)
+        stderr = group["stderr"].dropna() if "stderr" in group else pd.Series(dtype=float)
+        if len(measured):
+            floor, source = float(measured.mean()), "measured (std over re-evaluations)"
+        elif len(stderr):
+            floor, source = float(stderr.median()), "estimator standard error"
+        else:
+            floor, source = eval_noise(curve.to_numpy()), "successive differences"
+        gain = float(curve.iloc[0] - curve.iloc[-3:].mean())
+        estimators = sorted(group["estimator"].dropna().unique()) if "estimator" in group else []
+        rows.append({"N": float(N), "floor": floor, "floor_source": source,
+                     "repeats": int(start["noise_repeats"].max()) if "noise_repeats" in start
+                     and start["noise_repeats"].notna().any() else 0,
+                     "stderr": float(stderr.median()) if len(stderr) else np.nan,
+                     "gain": gain, "gain_over_floor": gain / floor if floor > 0 else np.inf,
+                     "runs": int(group[run].nunique()),
+                     "estimator": ", ".join(estimators) or "sampled"})
+    return pd.DataFrame(rows) if rows else None
 
 
 def _consistency(points: pd.DataFrame):

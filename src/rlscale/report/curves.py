@@ -59,13 +59,15 @@ class Split:
     reuse: pd.DataFrame  # one experiment's runs with several tau
     group: pd.DataFrame  # one experiment's runs with several G
     eval_set: str | None
+    order: pd.DataFrame | None = None  # experiments comparing prompt orders (curriculum, shuffle)
 
 
 def split_experiments(table) -> Split:
     """Find the ladder, reuse and group-size runs by what varies inside each experiment.
 
     The ladder is every experiment with two or more model sizes (or, without one, every run),
-    restricted to unique data (tau = 1) and its most common G, so reuse or G variants never leak
+    restricted to unique data (tau = 1), its most common G and its most common variant (base or
+    instruct: the paper fits each family on its own), so reuse, G or instruct runs never leak
     into the law fits.
     """
     df = frame(table)
@@ -77,10 +79,14 @@ def split_experiments(table) -> Split:
         ladder = df
     if "tau" in ladder:
         ladder = ladder[ladder["tau"].isna() | (ladder["tau"] == 1)]
-    if "G" in ladder and ladder["G"].notna().any():
-        ladder = ladder[ladder["G"] == ladder["G"].mode().iloc[0]]
+    order = _experiments_where(df, "order")
+    if len(order) and "experiment" in ladder:  # an order comparison is not a size ladder
+        ladder = ladder[~ladder["experiment"].isin(order["experiment"].unique())]
+    for column in ("G", "variant", "order"):
+        if column in ladder and ladder[column].notna().any():
+            ladder = ladder[ladder[column] == ladder[column].mode().iloc[0]]
     return Split(ladder=ladder, reuse=_experiments_where(df, "tau"),
-                 group=_experiments_where(df, "G"), eval_set=eval_set)
+                 group=_experiments_where(df, "G"), eval_set=eval_set, order=order)
 
 
 def law_points(ladder: pd.DataFrame) -> pd.DataFrame:

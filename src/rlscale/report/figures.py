@@ -231,6 +231,21 @@ def reuse_curves(reuse: pd.DataFrame) -> Figure:
     return fig
 
 
+def order_curves(order: pd.DataFrame | None) -> Figure:
+    """Prompt order: L vs step per order (curriculum easy -> hard, or shuffled), per size."""
+    _require(order, "prompt-order (curriculum vs shuffle) runs", "order", "L", "step")
+    fig, ax = _new("Prompt order: test loss vs step (solid: curriculum, dashed: shuffled)")
+    colours = size_colours(order["N"].unique())
+    for (N, name), group in order.groupby(["N", "order"], sort=True):
+        curve = mean_curves(group, by="N", x="step")
+        ax.plot(curve["step"], curve["L"], "-" if name == "curriculum" else "--", marker=".",
+                ms=3, lw=1.2, color=colours[N], label=f"{format_size(N)} {name}")
+    ax.set_xlabel(AXIS_LABELS["step"])
+    ax.set_ylabel(AXIS_LABELS["L"])
+    ax.legend(fontsize=8)
+    return fig
+
+
 def reuse_final(reuse: pd.DataFrame) -> Figure:
     """Final loss vs tau with 95% intervals (paper Fig 7), from the laws' reuse test
     (`laws.plan.reuse_advice`: mean over the final window, t interval), tested taus marked."""

@@ -25,6 +25,7 @@ from rlscale.report.curves import (
 
 YES, NO, INCONCLUSIVE = "yes", "no", "inconclusive"
 FLAT_FRACTION = 0.10  # a change in k across all sizes below 10% of the median k counts as flat
+MIN_RHO = 0.9  # "k grows with N" needs a near-monotone order too (5 sizes: one adjacent swap)
 NOISE_RATIO_LINEAR = 3.0  # held-out error within 3x the eval noise: the straight line holds
 NOISE_RATIO_CURVED = 6.0  # beyond 6x: the curve bends away from a line
 FORM_MARGIN = 1.5  # one k(N) form must predict left-out sizes 1.5x better to be preferred
@@ -88,40 +89,67 @@ def _k_grows(analysis, x: str) -> Finding:
     law = analysis.fits.get(x)
     if law is not None:
         text += f"; law fit Kmax = {law.params['Kmax']:.3g}, N0 = {format_size(law.params['N0'])}"
+        if law.bounds_hit:
+            text += f" ({', '.join(law.bounds_hit)} on a bound: not estimates)"
     numbers = {**t, "k": free["k"].tolist(), "N": free["N"].tolist()}
-    if t["slope_ci"][0] > 0 and t["rho"] > 0:
+    if t["slope_ci"][0] > 0 and t["rho"] >= MIN_RHO:
         return Finding(1, claim, YES, "k increases with N: " + text, numbers)
     if t["slope_ci"][1] < 0 or max(abs(v) for v in rise_ci) < FLAT_FRACTION * t["median_k"]:
         return Finding(1, claim, NO, "k does not increase with N: " + text, numbers)
+    if t["slope_ci"][0] > 0:
+        return Finding(1, claim, INCONCLUSIVE, f"k rises on average but not in order (Spearman "
+                       f"rho {t['rho']:.2f} < {MIN_RHO}): " + text, numbers)
     return Finding(1, claim, INCONCLUSIVE, "the slope's interval includes 0 and is too wide to "
                    "call k flat: " + text, numbers)
 
 
 # ------------------------------------------------------------- 2. log-log linear per model size
 def loglog_linear(analysis, x: str = "C") -> Finding:
+    """Three tests per size, all needed for "yes": the free log-log line fitted on the first part
+    of the curve predicts the rest within NOISE_RATIO_LINEAR x the eval noise; it predicts the
+    rest better than a flat line (the first part's mean: a flat noisy curve is also "predicted"
+    within noise by a line of slope ~0); and its slope's 95% interval excludes 0."""
     claim = f"L vs {x} is a straight line in log-log for every model size"
     free, intra = analysis.free.get(x), analysis.intra_free.get(x)
     if free is None or intra is None:
         return Finding(2, claim, INCONCLUSIVE, "no per-size fits or intra-run split (too few "
                        "points per size)")
     curves = mean_curves(analysis.points, by="N", x=x)
-    ratios, parts = {}, []
+    train = intra.train.to_frame() if intra.train is not None else None
+    ratios, beats_flat, sloped, parts = {}, {}, {}, []
     for N, held in intra.heldout.groupby("N"):
+        key = float(N)
         noise = eval_noise(curves[curves["N"] == N].sort_values("step")["L"])
         rmse = float(np.sqrt(np.mean((held["L_pred"] - held["L"]) ** 2)))
-        ratios[float(N)] = rmse / noise if noise > 0 else np.inf
-        r2 = float(free.loc[np.isclose(free["N"], N), "r2"].iloc[0])
-        parts.append(f"{format_size(N)}: R^2 {r2:.3f}, held-out RMSE {rmse:.3g} = "
-                     f"{ratios[float(N)]:.1f}x noise")
+        ratios[key] = rmse / noise if noise > 0 else np.inf
+        fitted_part = train[np.isclose(train["N"], N)]["L"] if train is not None else held["L"][:0]
+        flat = float(np.sqrt(np.mean((fitted_part.mean() - held["L"]) ** 2))) \
+            if len(fitted_part) else np.nan
+        beats_flat[key] = bool(rmse < flat)
+        row = free.loc[np.isclose(free["N"], N)].iloc[0]
+        sloped[key] = bool(row["k_lo"] > 0 or row["k_hi"] < 0)
+        parts.append(f"{format_size(N)}: R^2 {row['r2']:.3f}, k {row['k']:.3g} "
+                     f"[{row['k_lo']:.3g}, {row['k_hi']:.3g}], held-out RMSE {rmse:.3g} = "
+                     f"{ratios[key]:.1f}x noise vs flat line {flat:.3g}")
     worst = max(ratios.values())
     text = (f"free log-log line per size fitted on the first {analysis.intra_fraction:.0%} of "
             f"each curve, the rest predicted; " + "; ".join(parts))
-    numbers = {"noise_ratio": ratios, "r2": dict(zip(free["N"], free["r2"], strict=True))}
-    if worst <= NOISE_RATIO_LINEAR:
+    numbers = {"noise_ratio": ratios, "beats_flat": beats_flat, "slope_nonzero": sloped,
+               "r2": dict(zip(free["N"], free["r2"], strict=True))}
+    if worst <= NOISE_RATIO_LINEAR and all(beats_flat.values()) and all(sloped.values()):
         return Finding(2, claim, YES, text, numbers)
     if np.median(list(ratios.values())) > NOISE_RATIO_CURVED:
         return Finding(2, claim, NO, "the curves bend: " + text, numbers)
-    return Finding(2, claim, INCONCLUSIVE, "straight for some sizes only: " + text, numbers)
+    why = []
+    if worst > NOISE_RATIO_LINEAR:
+        why.append("straight for some sizes only")
+    if not all(beats_flat.values()):
+        why.append("a flat line predicts " + ", ".join(
+            format_size(n) for n, ok in beats_flat.items() if not ok) + " as well")
+    if not all(sloped.values()):
+        why.append("no slope distinguishable from 0 for " + ", ".join(
+            format_size(n) for n, ok in sloped.items() if not ok))
+    return Finding(2, claim, INCONCLUSIVE, "; ".join(why) + ": " + text, numbers)
 
 
 # ------------------------------------------------------------------------ 3. k(N) saturates
@@ -133,12 +161,24 @@ def _log_linear(N, a, b):
     return a + b * np.log10(N)
 
 
+def _k_bounds(form, N, k):
+    if form is _saturating:
+        return [0.0, np.log10(N.min()) - 4], [10 * max(k.max(), 1e-6), np.log10(N.max()) + 4]
+    return -np.inf, np.inf
+
+
+def _on_bound(form, params, N, k) -> bool:
+    lower, upper = _k_bounds(form, N, k)
+    return bool(np.any(np.isclose(params, lower, rtol=1e-6, atol=1e-9))
+                or np.any(np.isclose(params, upper, rtol=1e-6, atol=1e-9)))
+
+
 def _fit_k(form, N, k, sigma):
+    bounds = _k_bounds(form, N, k)
     if form is _saturating:
         p0 = [1.5 * k.max(), np.log10(np.median(N))]
-        bounds = ([0.0, np.log10(N.min()) - 4], [10 * max(k.max(), 1e-6), np.log10(N.max()) + 4])
     else:
-        p0, bounds = [float(np.mean(k)), 0.0], (-np.inf, np.inf)
+        p0 = [float(np.mean(k)), 0.0]
     params, _ = optimize.curve_fit(form, N, k, p0=p0, sigma=sigma, bounds=bounds, maxfev=20000)
     return params
 
@@ -171,6 +211,13 @@ def k_saturates(analysis, x: str = "C") -> Finding:
     except (RuntimeError, ValueError) as err:
         return Finding(3, claim, INCONCLUSIVE, f"the k(N) forms could not be fitted ({err})")
     n0 = 10.0**log_n0
+    law = analysis.fits.get(x)
+    if law is not None and law.bounds_hit:
+        # A parameter stopped by its bound is not an estimate, and never a finding.
+        return Finding(3, claim, INCONCLUSIVE, "saturation not identified in this range: the "
+                       f"law's {', '.join(law.bounds_hit)} ended on a bound (Kmax = "
+                       f"{law.params['Kmax']:.3g}, N0 = {format_size(law.params['N0'])})",
+                       {"bounds_hit": list(law.bounds_hit)})
     text = (f"leave-one-size-out error of each size's free k: Kmax/(1+N0/N) {sat_err:.3g} vs "
             f"a + b log10 N (no ceiling) {lin_err:.3g}; fitted to all sizes: Kmax = {kmax:.3g}, "
             f"N0 = {format_size(n0)} (largest size {format_size(N.max())})")
@@ -181,6 +228,9 @@ def k_saturates(analysis, x: str = "C") -> Finding:
             f"{name} {s['mape']:.2%}" for name, s in summary.items())
     numbers = {"loso_saturating": sat_err, "loso_loglinear": lin_err, "Kmax": float(kmax),
                "N0": float(n0)}
+    if _on_bound(_saturating, (kmax, log_n0), N, k):
+        return Finding(3, claim, INCONCLUSIVE, "saturation not identified in this range: the "
+                       "k(N) fit to the free slopes ended on a bound: " + text, numbers)
     if sat_err * FORM_MARGIN < lin_err and n0 < N.max():
         return Finding(3, claim, YES, "k bends over inside the size range: " + text, numbers)
     if lin_err * FORM_MARGIN < sat_err:

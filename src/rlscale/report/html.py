@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from rlscale import __version__
+from rlscale.files import atomic_write_text
 from rlscale.report import figures as F
 from rlscale.report.analysis import BOOTSTRAP_SAMPLES, PAPER_LAW, Analysis, analyse
 from rlscale.report.curves import format_size, run_column
@@ -83,6 +86,8 @@ def make_figures(analysis: Analysis) -> list[ReportFigure]:
          lambda: F.reuse_curves(a.split.reuse)),
         ("reuse-final", "Data reuse: final loss vs tau (paper Fig 7)",
          lambda: F.reuse_final(a.split.reuse)),
+        ("order-curves", "Prompt order: curriculum vs shuffled",
+         lambda: F.order_curves(a.split.order)),
         ("group-D", "Rollout group size G: loss vs data",
          lambda: F.group_size(a.split.group, x="D")),
         ("group-C", "Rollout group size G: loss vs compute",
@@ -153,6 +158,40 @@ def params_table(analysis: Analysis) -> pd.DataFrame:
                          "on a bound": "yes" if name in fit.bounds_hit else "",
                          "R² (in-sample)": f"{fit.metrics.get('r2', np.nan):.4f}"})
     return pd.DataFrame(rows)
+
+
+ESTIMATOR_TEXT = {
+    "sampled": "the mean correctness of the sampled responses (the paper's estimator)",
+    "canonical": "the exact probability of the canonical solution (teacher forcing at the eval "
+                 "temperature) plus a sampled correction for correct answers written otherwise: "
+                 "an unbiased estimate of the same pass@1 with far less sampling noise",
+}
+
+
+def precision_text(analysis: Analysis) -> str:
+    """What L is and how it was estimated, in one sentence."""
+    df = analysis.table.df if hasattr(analysis.table, "df") else analysis.table
+    names = sorted(df["estimator"].dropna().unique()) if "estimator" in df else ["sampled"]
+    how = "; ".join(f"{n}: {ESTIMATOR_TEXT.get(n, n)}" for n in names or ["sampled"])
+    clip = (f" Steps 1-{analysis.warmup} are left out of every fit (warm-up clip)."
+            if analysis.warmup else "")
+    return f"L = 1 − pass@1 on the held-out set; pass@1 estimated by {how}.{clip}"
+
+
+def noise_table(analysis: Analysis) -> pd.DataFrame:
+    """Per size: the eval noise floor (std of L for a fixed policy) beside the run's gain."""
+    noise = analysis.noise
+    if noise is None or noise.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "N": [format_size(n) for n in noise["N"]],
+        "estimator": noise["estimator"],
+        "noise floor (std of L)": [f"{v:.4f}" for v in noise["floor"]],
+        "how measured": [f"{src} ({r} evaluations)" if r else src
+                         for src, r in zip(noise["floor_source"], noise["repeats"], strict=True)],
+        "gain over the run (L)": [f"{v:.4f}" for v in noise["gain"]],
+        "gain / floor": [f"{v:.1f}" for v in noise["gain_over_floor"]],
+    })
 
 
 def consistency_table(analysis: Analysis) -> pd.DataFrame:
@@ -249,6 +288,7 @@ def render_html(analysis: Analysis, findings: list[Finding], figures: list[Repor
              f"the model ladder ({len(analysis.sizes)} sizes: "
              f"{_e(', '.join(format_size(n) for n in analysis.sizes))}), eval set "
              f"<code>{_e(analysis.split.eval_set)}</code>.</p>",
+             f"<p>{_e(precision_text(analysis))}</p>",
              "<h2>Findings of the paper, checked against these runs</h2>",
              *(_finding_html(f) for f in findings),
              "<h2>Fitted law</h2><p>log10 L = −k(N) log10 X + E(N), k(N) = Kmax / (1 + N0/N);"
@@ -263,6 +303,10 @@ def render_html(analysis: Analysis, findings: list[Finding], figures: list[Repor
              _html_table(consistency_table(analysis)),
              "<h2>Prediction protocols: held-out errors</h2>",
              _html_table(protocol_table(analysis)),
+             "<h2>Measurement precision</h2><p>The eval noise floor is the std of L for a fixed "
+             "policy (the step-0 policy re-evaluated with other sampling seeds where measured); "
+             "the gain is L at step 0 minus the mean of the last 3 evaluations.</p>",
+             _html_table(noise_table(analysis)),
              "<h2>Figures</h2>"]
     for fig in figures:
         if fig.figure is None:
@@ -292,12 +336,13 @@ def _md_table(df: pd.DataFrame) -> str:
 def render_markdown(analysis: Analysis, findings: list[Finding], figures: list[ReportFigure],
                     *, title: str, html_name: str) -> str:
     lines = [f"# {title}", "", f"Full report with figures: `{html_name}`.", "",
-             "## Findings", ""]
+             precision_text(analysis), "", "## Findings", ""]
     lines += [f"- **{f.id}. {f.claim}**: **{f.verdict}**. {f.evidence}" for f in findings]
     lines += ["", "## Fitted law", "", _md_table(params_table(analysis)),
               "### Learning efficiency per size", "", _md_table(slopes_table(analysis)),
               "### C-law vs D-law consistency", "", _md_table(consistency_table(analysis)),
-              "## Prediction protocols (held-out errors)", "", _md_table(protocol_table(analysis))]
+              "## Prediction protocols (held-out errors)", "", _md_table(protocol_table(analysis)),
+              "## Measurement precision", "", _md_table(noise_table(analysis))]
     missing = [f for f in figures if f.figure is None]
     if missing:
         lines += ["## Figures skipped", ""] + [f"- {f.title}: {f.note}" for f in missing]
@@ -306,25 +351,53 @@ def render_markdown(analysis: Analysis, findings: list[Finding], figures: list[R
     return "\n".join(lines) + "\n"
 
 
-def build_report(run_root, out_html=None, *, progress: bool = True, figures_dir=None,
-                 bootstrap_samples: int = BOOTSTRAP_SAMPLES) -> tuple[Path, Path]:
-    """Load the runs under `run_root`, fit and check everything, write the HTML report and a
-    Markdown summary beside it (same name, `.md`). `figures_dir`: also save each figure as PNG.
-    Returns (html_path, md_path)."""
-    from rlscale.runs import RunTable
+RUN_LOG_FILES = ("meta.json", "steps.jsonl", "evals.jsonl")
 
+
+def check_output(out_html: Path) -> None:
+    """The report's three files (X.html, X.md, X.json) can be written and overwrite no run log:
+    DataError naming the path otherwise."""
+    from rlscale.errors import DataError
+
+    if out_html.suffix.lower() not in (".html", ".htm"):
+        raise DataError("the report must be an .html file (its .md and .json siblings are "
+                        "written beside it)", path=out_html)
+    for path in (out_html, out_html.with_suffix(".md"), out_html.with_suffix(".json")):
+        if path.name in RUN_LOG_FILES or path.is_dir():
+            raise DataError("would overwrite a run's log or a directory", path=path)
+    try:
+        out_html.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_html.parent, prefix=".rlscale-check-"):
+            pass
+    except OSError as error:
+        raise DataError(f"cannot write here ({error.strerror or error})",
+                        path=out_html.parent) from None
+
+
+def build_report(run_root, out_html=None, *, progress: bool = True, figures_dir=None,
+                 bootstrap_samples: int = BOOTSTRAP_SAMPLES, warmup: int = 0,
+                 timing: dict | None = None) -> tuple[Path, Path]:
+    """Load the runs under `run_root`, fit and check everything, write the HTML report, a
+    Markdown summary and report.json beside it (same name, `.md` / `.json`). `figures_dir`: also
+    save each figure as PNG. warmup: the warm-up clip (`analyse`). Returns (html_path, md_path)."""
+    from rlscale.report.summary import report_summary
+    from rlscale.runs import RunTable
     run_root = Path(run_root)
     out_html = Path(out_html) if out_html is not None else run_root / "report.html"
+    check_output(out_html)  # before the analysis, which can take minutes
     table = RunTable.load(run_root)
-    analysis = analyse(table, progress=progress, bootstrap_samples=bootstrap_samples)
+    analysis = analyse(table, progress=progress, bootstrap_samples=bootstrap_samples,
+                       warmup=warmup)
     findings = check_findings(analysis)
     figures = make_figures(analysis)
     title = f"rlscale report: {run_root.name or run_root}"
     out_html.parent.mkdir(parents=True, exist_ok=True)
-    out_html.write_text(render_html(analysis, findings, figures, title=title), encoding="utf-8")
+    atomic_write_text(out_html, render_html(analysis, findings, figures, title=title))
     md_path = out_html.with_suffix(".md")
-    md_path.write_text(render_markdown(analysis, findings, figures, title=title,
-                                       html_name=out_html.name), encoding="utf-8")
+    atomic_write_text(md_path, render_markdown(analysis, findings, figures, title=title,
+                                               html_name=out_html.name))
+    summary = report_summary(analysis, findings, timing=timing)
+    atomic_write_text(out_html.with_suffix(".json"), json.dumps(summary, indent=1) + "\n")
     if figures_dir is not None:
         Path(figures_dir).mkdir(parents=True, exist_ok=True)
         for fig in figures:

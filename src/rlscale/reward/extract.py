@@ -126,3 +126,34 @@ def fast_match(answer: str, gold: str) -> bool | None:
     if a_value.denominator == 1 and g_value.denominator == 1 and "." not in a + g:
         return False
     return None
+
+
+# --- the pre-check before math-verify --------------------------------------------------------------
+MAX_ANSWER_CHARS = 512  # a boxed answer longer than this is not a final answer, it is a dump
+MAX_NESTING = 24  # brackets {([ nested deeper than this
+MAX_EXPONENT_NESTING = 2  # exponents inside exponents: 10^{10^{10}} is the last one allowed
+
+
+def too_complex(answer: str) -> str | None:
+    """Why an extracted answer is beyond what math-verify is asked to decide (None if it is not):
+    longer than MAX_ANSWER_CHARS, brackets nested deeper than MAX_NESTING, or exponent towers
+    deeper than MAX_EXPONENT_NESTING (sympy can spend minutes in C on those). One linear pass."""
+    if len(answer) > MAX_ANSWER_CHARS:
+        return f"longer than {MAX_ANSWER_CHARS} characters"
+    depth, exponent_depth, opened_by_caret = 0, 0, []
+    previous = ""
+    for char in answer:
+        if char in "{([":
+            depth += 1
+            opened_by_caret.append(previous == "^")
+            exponent_depth += opened_by_caret[-1]
+            if depth > MAX_NESTING:
+                return f"brackets nested deeper than {MAX_NESTING}"
+            if exponent_depth > MAX_EXPONENT_NESTING:
+                return f"exponents nested deeper than {MAX_EXPONENT_NESTING}"
+        elif char in "})]" and depth:
+            depth -= 1
+            exponent_depth -= opened_by_caret.pop()
+        if not char.isspace():
+            previous = char
+    return None

@@ -8,6 +8,7 @@ in the calling process and never reach a worker.
 
 import atexit
 import json
+import math
 import os
 import subprocess
 import sys
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_readable
 from pathlib import Path
 
-from rlscale.reward.extract import extract_boxed, fast_match, undo_double_escape
+from rlscale.errors import ConfigError
+from rlscale.reward.extract import extract_boxed, fast_match, too_complex, undo_double_escape
 
 DEFAULT_CHECK = "rlscale.reward.mathverify:math_verify_equal"
 # Starting a worker imports sympy and math-verify (seconds on a busy machine); that is not
@@ -107,14 +109,14 @@ class Verifier:
 
     def __init__(self, workers: int = 1, timeout: float = 5.0, *, use_math_verify: bool = True,
                  check: str = DEFAULT_CHECK):
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
-        if timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ConfigError(f"key 'workers': must be an integer >= 1, got {workers!r}")
+        _check_timeout(timeout)
         self.n_workers, self.timeout = workers, timeout
         self.use_math_verify, self.check = use_math_verify, check
         self.n_timeouts = 0
         self.n_crashes = 0
+        self.n_too_complex = 0  # answers the pre-check kept from math-verify (scored incorrect)
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
 
@@ -136,12 +138,20 @@ class Verifier:
         """One Verdict per (output, gold) pair, in order; `timeout` overrides the limit."""
         if len(outputs) != len(golds):
             raise ValueError(f"{len(outputs)} outputs but {len(golds)} golds")
+        if timeout is not None:
+            _check_timeout(timeout)
         extracted = [extract_boxed(output) for output in outputs]
         golds = [str(gold) for gold in golds]
         decided: list[bool | None] = [
             False if answer is None else fast_match(answer, gold)
             for answer, gold in zip(extracted, golds, strict=True)
         ]
+        for i, answer in enumerate(extracted):
+            # The pre-check: an answer no fast rule decided that is too big or too deeply nested
+            # for math-verify scores 0 at once instead of costing its whole time limit.
+            if decided[i] is None and too_complex(answer):
+                decided[i] = False
+                self.n_too_complex += 1
         undecided = [i for i, d in enumerate(decided) if d is None]
         timed_out = set()
         if undecided and self.use_math_verify:
@@ -210,6 +220,12 @@ class Verifier:
                     raise VerifierError(
                         f"verifier worker '{self.check}' did not start in {_STARTUP_LIMIT_S:.0f} s")
         return results
+
+
+def _check_timeout(timeout) -> None:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) \
+            or not math.isfinite(timeout) or timeout <= 0:
+        raise ConfigError(f"key 'timeout': must be a finite number of seconds > 0, got {timeout!r}")
 
 
 _shared: Verifier | None = None

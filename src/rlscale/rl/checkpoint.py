@@ -12,17 +12,14 @@ function of the config, and each step's sampling seed is derived from (seed, ste
 from __future__ import annotations
 
 import json
-import os
-import random
 import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from safetensors.torch import load_file, load_model, save_file, save_model
 
 from rlscale.errors import ConfigError
+from rlscale.models.training_state import read_training_state, write_training_state
 from rlscale.rl.config import TrainConfig
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -46,26 +43,12 @@ def save_checkpoint(run_dir: Path, step: int, config: TrainConfig, model: torch.
                     keep: int = 1) -> Path:
     """Write the checkpoint of `step` atomically; keep only the `keep` most recent."""
     final = checkpoint_dir(run_dir, step)
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-
-    save_model(model, str(tmp / "model.safetensors"))  # handles tied embeddings
-    tensors, groups = _optimizer_tensors(optimizer)
-    save_file(tensors, str(tmp / "optimizer.safetensors"))
-    state = {
+    write_training_state(final, model, optimizer, {
         "step": step,
         "config_hash": config.config_hash(),
         "config": config.hashed_fields(),
-        "optimizer_param_groups": groups,
-        "rng": _rng_states(),
         "totals": totals,
-    }
-    (tmp / "state.json").write_text(json.dumps(state))
-    _fsync_tree(tmp)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-
+    })
     old = sorted((p for p in final.parent.glob(f"{_PREFIX}*") if not p.name.endswith(".tmp")),
                  key=lambda p: int(p.name.removeprefix(_PREFIX)))
     for stale in old[:-keep]:
@@ -86,11 +69,7 @@ def load_checkpoint(path: Path, config: TrainConfig, model: torch.nn.Module,
         raise ConfigError(
             f"{path}: checkpoint was written with another config; differing keys: "
             + ", ".join(f"'{k}' (checkpoint {a!r}, now {b!r})" for k, a, b in diff))
-    load_model(model, str(Path(path) / "model.safetensors"))
-    _load_optimizer(optimizer, load_file(str(Path(path) / "optimizer.safetensors")),
-                    state["optimizer_param_groups"])
-    _set_rng_states(state["rng"])
-    return state
+    return read_training_state(path, model, optimizer)
 
 
 def config_diff(a: dict, b: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
@@ -103,60 +82,3 @@ def config_diff(a: dict, b: dict, prefix: str = "") -> list[tuple[str, Any, Any]
         elif va != vb:
             out.append((f"{prefix}{key}", va, vb))
     return out
-
-
-# --- optimizer state as flat tensors (torch.save would pickle; we keep to safetensors) ---------
-
-
-def _optimizer_tensors(optimizer: torch.optim.Optimizer):
-    sd = optimizer.state_dict()
-    tensors = {}
-    for index, slots in sd["state"].items():
-        for name, value in slots.items():
-            t = value if torch.is_tensor(value) else torch.tensor(value)
-            tensors[f"{index}.{name}"] = t.detach().cpu().contiguous()
-    return tensors, sd["param_groups"]
-
-
-def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-                    groups: list[dict]) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    for group in groups:  # JSON turned tuples into lists
-        if "betas" in group:
-            group["betas"] = tuple(group["betas"])
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
-
-
-# --- RNG states --------------------------------------------------------------------------------
-
-
-def _rng_states() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    py_state = random.getstate()
-    return {
-        "torch": torch.get_rng_state().tolist(),
-        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-        "python": [py_state[0], list(py_state[1]), py_state[2]],
-    }
-
-
-def _set_rng_states(rng: dict[str, Any]) -> None:
-    torch.set_rng_state(torch.tensor(rng["torch"], dtype=torch.uint8))
-    name, keys, *rest = rng["numpy"]
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
-    version, internal, gauss = rng["python"]
-    random.setstate((version, tuple(internal), gauss))
-
-
-def _fsync_tree(folder: Path) -> None:
-    for f in folder.iterdir():
-        with open(f, "rb") as handle:
-            os.fsync(handle.fileno())
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,14 +20,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rlscale.config import parse_override, read_yaml_mapping
 from rlscale.errors import ConfigError
+from rlscale.runs.names import is_safe_name
 
 BUILTIN_TASK = "arithmetic"
+_DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
 
 
 class DataConfig(BaseModel):
     """Where the problems come from, how the hold-out set is made and in what order prompts flow."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     source: str = Field(
         default=BUILTIN_TASK,
@@ -74,19 +77,19 @@ class DataConfig(BaseModel):
 class TrainConfig(BaseModel):
     """One GRPO run. Field order follows a run's life: model, data, rollouts, loss, eval, logging."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # --- model
     model: str = Field(
-        description="A miniature ladder name (e.g. 'mini-1m'; warm-started and cached "
-                    "automatically) or a local Hugging Face model directory.")
+        description="A miniature family size (e.g. 'mini-308k'; the shipped pretrained weights, "
+                    "or built and cached on first use) or a local Hugging Face model directory.")
     family: str = Field(
         default="",
         description="Model family label recorded in the run (e.g. 'qwen2.5', 'mini'); "
                     "'' = derived from the model.")
     variant: Literal["base", "instruct"] = Field(
         default="base",
-        description="Base or instruct: for ladder names picks the warm-start stage, for local "
+        description="Base or instruct: for family sizes picks the pretrained variant, for local "
                     "models it is only recorded.")
     nominal_n: float | None = Field(
         default=None, gt=0,
@@ -97,7 +100,13 @@ class TrainConfig(BaseModel):
         description="N in the paper's compute C = 6 N T: 'nominal' (nominal_n, as the paper's "
                     "code), 'counted' (all parameters) or 'counted_non_embedding'.")
     dtype: Literal["float32", "bfloat16", "float16"] = Field(
-        default="float32", description="Parameter dtype for the policy and reference models.")
+        default="float32",
+        description="Compute precision. float32: everything in float32. bfloat16: every forward "
+                    "pass (rollouts, scoring, updates) runs under torch.autocast in bfloat16, "
+                    "while the parameters and AdamW's state stay float32 master copies (an "
+                    "update of lr 1e-6 is below bfloat16's resolution, so bf16 parameters would "
+                    "not move) and checkpoints hold the float32 weights. float16 is refused: it "
+                    "needs loss scaling, which rlscale does not do.")
     device: str = Field(default="cpu", description="torch device, e.g. 'cpu' or 'cuda'.")
 
     # --- data and run length
@@ -127,11 +136,12 @@ class TrainConfig(BaseModel):
                     "length) into up to this many micro-batches of >= 32 sequences, each padded "
                     "only to its own longest sequence (speed only; the update is the same).")
     epochs: int = Field(default=1, ge=1, description="Passes over each step's batch.")
-    recompute_old_logprobs: bool = Field(
-        default=False,
+    recompute_old_logprobs: bool | None = Field(
+        default=None,
         description="Recompute the old-policy log-probs with a full forward pass before the "
                     "updates (VeRL does). False: use the sampling log-probs, which are the same "
-                    "policy's on CPU/float32 (on-policy) and save a forward pass.")
+                    "policy's in float32 (on-policy) and save a forward pass. None: True in "
+                    "bfloat16 (a token's log-prob there depends on its batch's shape), else False.")
 
     # --- sampling
     temperature: float = Field(default=1.0, gt=0, description="Rollout sampling temperature.")
@@ -188,6 +198,18 @@ class TrainConfig(BaseModel):
         default=False, description="Greedy decoding for evaluation (ignores eval_temperature).")
     eval_batch_size: int = Field(
         default=64, ge=1, description="Eval prompts generated together (memory only).")
+    eval_estimator: Literal["sampled", "canonical"] = Field(
+        default="sampled",
+        description="'sampled': pass@1 = mean correctness of the samples (the paper). "
+                    "'canonical': for problems with a canonical solution (the built-in task), "
+                    "its exact probability by teacher forcing plus a sampled correction for "
+                    "answers written otherwise: unbiased for the same pass@1, far less noisy "
+                    "(rl/evaluate.py).")
+    eval_noise_repeats: int = Field(
+        default=0, ge=0,
+        description="Re-evaluate the step-0 policy this many more times with other sampling "
+                    "seeds; the std of L over all of them is recorded as the eval noise floor "
+                    "(`noise_std` of the step-0 eval record). 0 = not measured.")
 
     # --- run bookkeeping
     seed: int = Field(default=0, description="Seed for data order, sampling and init.")
@@ -204,9 +226,10 @@ class TrainConfig(BaseModel):
     experiment: str = Field(default="default", description="Experiment name (a folder under out).")
     run_id: str = Field(
         default="", description="Run name (a folder under the experiment); '' = model_s<seed>.")
-    warmstart_root: str | None = Field(
+    family_root: str | None = Field(
         default=None,
-        description="Warm-start cache for ladder models (None: the models package default).")
+        description="Cache of family members built here (None: $RLSCALE_CACHE or "
+                    "~/.cache/rlscale/ladder); shipped weights are used when they match.")
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -225,11 +248,37 @@ class TrainConfig(BaseModel):
             raise ValueError("key 'nominal_n': n_for_compute='nominal' needs the model's nominal size")
         if self.data.tiers is not None and self.data.source != BUILTIN_TASK:
             raise ValueError("key 'data.tiers': only the built-in task has tiers")
+        if self.data.tiers is not None:
+            from rlscale.data.arithmetic import ARITHMETIC_TIERS
+
+            unknown = sorted(set(self.data.tiers) - set(ARITHMETIC_TIERS))
+            if unknown or not self.data.tiers:
+                raise ValueError(f"key 'data.tiers': must be a non-empty subset of "
+                                 f"{list(ARITHMETIC_TIERS)}, got {self.data.tiers}")
+        if not all(0.0 <= b < 1.0 for b in self.adam_betas):
+            raise ValueError(f"key 'adam_betas': each must be in [0, 1), got {list(self.adam_betas)}")
+        if not _DEVICE.fullmatch(self.device):
+            raise ValueError(f"key 'device': {self.device!r} is not cpu, cuda, cuda:N or mps")
+        for key in ("experiment", "run_id"):
+            value = getattr(self, key)
+            if (value or key == "experiment") and not is_safe_name(value):
+                raise ValueError(f"key '{key}': {value!r} is not a safe folder name (letters, "
+                                 "digits and . _ + = -, not starting with . or -)")
+        if self.dtype == "float16":
+            raise ValueError("key 'dtype': float16 needs loss scaling, which rlscale does not do; "
+                             "use bfloat16 (same speed on GPUs that have it) or float32")
+        if self.recompute_old_logprobs is None:
+            self.recompute_old_logprobs = self.dtype != "float32"
+        if self.eval_estimator == "canonical" and self.eval_greedy:
+            raise ValueError("key 'eval_estimator': 'canonical' scores sampling at "
+                             "eval_temperature; it cannot be combined with eval_greedy")
         return self
 
     @property
     def run_name(self) -> str:
-        return self.run_id or f"{Path(self.model).name}_s{self.seed}"
+        """run_id, or <model folder name>_s<seed> with anything unsafe in a folder name replaced."""
+        return self.run_id or re.sub(r"[^A-Za-z0-9._+=-]", "-", f"{Path(self.model).name}_s{self.seed}"
+                                     ).lstrip(".-") or f"run_s{self.seed}"
 
     def run_dir(self) -> Path:
         return Path(self.out) / self.experiment / self.run_name
@@ -255,7 +304,7 @@ class TrainConfig(BaseModel):
 
 
 # Settings that change how a run is executed or where it is written, never its records.
-_NOT_HASHED = ("threads", "checkpoint_every", "keep_checkpoints", "out", "warmstart_root")
+_NOT_HASHED = ("threads", "checkpoint_every", "keep_checkpoints", "out", "family_root")
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:

@@ -15,7 +15,9 @@ steps.jsonl; evaluation writes evals.jsonl at step 0, every `eval_every` steps a
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -35,18 +37,14 @@ from rlscale.data.problem import Problem
 from rlscale.errors import ConfigError
 from rlscale.models import LADDER, count_params, load_model
 from rlscale.models.flops import ModelShape, paper_compute, step_flops
+from rlscale.models.scoring import forward_keywords, output_cache
+from rlscale.pretrain.family import member_path
 from rlscale.reward import Verifier
 from rlscale.rl import checkpoint as ckpt
 from rlscale.rl.config import BUILTIN_TASK, TrainConfig
 from rlscale.rl.evaluate import evaluate
 from rlscale.rl.grpo import group_advantages, grpo_loss, token_logprobs_and_entropy
-from rlscale.rl.rollout import (
-    HFRolloutEngine,
-    Rollouts,
-    forward_keywords,
-    output_cache,
-    render_prompt,
-)
+from rlscale.rl.rollout import HFRolloutEngine, Rollouts, render_prompt
 from rlscale.runs import RunWriter
 from rlscale.threads import set_torch_threads
 
@@ -130,15 +128,13 @@ def _stratified(problems: list[Problem], config: TrainConfig):
 
 
 def resolve_model_path(config: TrainConfig) -> Path:
-    """A ladder name -> its cached warm-started model (trained on first use); else a local dir."""
+    """A family size -> its pretrained weights (shipped, or built and cached on first use); else a
+    local model directory."""
     if config.model in LADDER:
-        from rlscale.models.warmstart import ensure_ladder_model
-
-        return ensure_ladder_model(config.model, config.warmstart_root, seed=0,
-                                   variant=config.variant)
+        return member_path(config.model, config.variant, root=config.family_root)
     path = Path(config.model).expanduser()
     if not path.is_dir():
-        raise ConfigError(f"key 'model': {config.model!r} is neither a ladder size "
+        raise ConfigError(f"key 'model': {config.model!r} is neither a family size "
                           f"({', '.join(LADDER)}) nor a model directory")
     return path
 
@@ -186,7 +182,10 @@ class GRPOTrainer:
         self.config = config
         self.model = model
         self.tokenizer = tokenizer
-        # The frozen initial policy, only needed when the KL term is on.
+        # The frozen initial policy, only needed when the KL term is on. Kept in float32 like the
+        # master weights and run under the same autocast, so that before the first update its
+        # log-probs equal the policy's exactly (a bf16 copy would differ in its norm weights'
+        # rounding and put a floor under the KL).
         self.reference = reference
         if self.reference is None and config.kl_coef > 0:
             self.reference = copy.deepcopy(model).eval().requires_grad_(False)
@@ -197,6 +196,13 @@ class GRPOTrainer:
         self.engine = HFRolloutEngine(model, tokenizer, batch_size=config.rollout_batch_size)
         self.shape = ModelShape.from_model(model)
         self.n_compute = compute_n(config, model)
+
+    def precision(self):
+        """The forward passes' precision: autocast to bfloat16 over float32 master weights."""
+        if self.config.dtype == "float32":
+            return contextlib.nullcontext()
+        device = next(self.model.parameters()).device.type
+        return torch.autocast(device_type=device, dtype=getattr(torch, self.config.dtype))
 
     def render(self, problems: list[Problem]) -> list[str]:
         """Chat template or raw text, left-truncated to max_prompt_tokens."""
@@ -216,7 +222,7 @@ class GRPOTrainer:
         t0 = time.perf_counter()
 
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self.precision():
             rollouts = self.engine.generate(
                 self.render(problems), n=G, temperature=cfg.temperature, top_p=cfg.top_p,
                 max_new_tokens=cfg.max_response_tokens, seed=_step_seed(cfg.seed, step))
@@ -299,7 +305,8 @@ class GRPOTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         stats = []
         for idx in self._micro_batches(rollouts, rows):
-            logp, entropy = self._logprobs(self.model, rollouts, idx, with_entropy=True)
+            with self.precision():
+                logp, entropy = self._logprobs(self.model, rollouts, idx, with_entropy=True)
             width = logp.shape[1]
             loss, st = grpo_loss(
                 logp, old_logp[idx, :width], advantages[idx], mask[idx, :width],
@@ -324,7 +331,7 @@ class GRPOTrainer:
         out = torch.zeros(rollouts.sampling_logprobs.shape, device=device)
         span = self.config.mini_batch_prompts * self.config.group_size if as_updates \
             else len(rollouts)
-        with torch.inference_mode():
+        with torch.inference_mode(), self.precision():
             for start in range(0, len(rollouts), span):
                 for idx in self._micro_batches(rollouts, range(start, start + span)):
                     logp, _ = self._logprobs(model, rollouts, idx)
@@ -405,8 +412,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     run_dir = config.run_dir()
 
     model_path = resolve_model_path(config)
-    model, tokenizer = load_model(model_path, dtype=getattr(torch, config.dtype),
-                                  device=config.device)
+    _deterministic(config.device)
+    # float32 master weights whatever the compute precision (GRPOTrainer.precision).
+    model, tokenizer = load_model(model_path, dtype=torch.float32, device=config.device)
     data = load_run_data(config)
     n_steps = len(data.schedule) // config.prompts_per_step
     trainer = GRPOTrainer(config, model, tokenizer)
@@ -414,7 +422,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     meta = {
         "run_id": config.run_name, "experiment": config.experiment, "model": config.model,
         "model_path": str(model_path), "family": config.family or _family(config),
-        "variant": config.variant, "N": trainer.n_compute, "N_total": counted.total,
+        "variant": config.variant, "order": config.data.order,
+        "N": trainer.n_compute, "N_total": counted.total,
         "N_nonembed": counted.non_embedding, "n_for_compute": config.n_for_compute,
         "seed": config.seed, "tau": config.data.reuse_tau, "G": config.group_size,
         "prompts_per_step": config.prompts_per_step, "steps": n_steps,
@@ -506,24 +515,53 @@ def _evaluate(trainer: GRPOTrainer, data: RunData, step: int, verifier, writer) 
     cfg = trainer.config
     pass1 = {}
     for name, problems in data.eval_sets.items():
-        result = evaluate(
-            trainer.model, trainer.tokenizer, problems, verifier=verifier,
-            samples=cfg.eval_samples, temperature=cfg.eval_temperature, top_p=1.0,
-            greedy=cfg.eval_greedy, max_new_tokens=cfg.max_response_tokens,
-            batch_size=cfg.eval_batch_size, seed=_step_seed(cfg.seed + 7919, step),
-            engine=trainer.engine)
-        writer.log_eval({
+        result = _eval_once(trainer, problems, verifier, _step_seed(cfg.seed + 7919, step))
+        record = {
             "step": step, "eval_set": name, "n_problems": result.n_problems,
             "samples": result.samples, "pass1": result.pass1, "L": 1.0 - result.pass1,
+            "estimator": result.estimator, "stderr": result.stderr,
+            "pass1_sampled": result.pass1_sampled, "pass1_canonical": result.pass1_canonical,
             "temperature": 0.0 if cfg.eval_greedy else cfg.eval_temperature,
             "greedy": cfg.eval_greedy, "reward_timeouts": result.n_timeouts,
-            "time_eval": result.wall_time})
+            "time_eval": result.wall_time}
+        if step == 0 and cfg.eval_noise_repeats:
+            # The eval noise floor: the same (initial) policy evaluated with other sampling seeds.
+            repeats = [result.pass1] + [
+                _eval_once(trainer, problems, verifier, _step_seed(cfg.seed + 7919, -r)).pass1
+                for r in range(1, cfg.eval_noise_repeats + 1)]
+            record |= {"noise_std": float(np.std(repeats, ddof=1)),
+                       "noise_repeats": len(repeats)}
+        writer.log_eval(record)
         pass1[name] = result.pass1
     return pass1
 
 
+def _eval_once(trainer: GRPOTrainer, problems: list[Problem], verifier, seed: int):
+    cfg = trainer.config
+    with trainer.precision():
+        return evaluate(
+            trainer.model, trainer.tokenizer, problems, verifier=verifier,
+            samples=cfg.eval_samples, temperature=cfg.eval_temperature, top_p=1.0,
+            greedy=cfg.eval_greedy, max_new_tokens=cfg.max_response_tokens,
+            batch_size=cfg.eval_batch_size, seed=seed, engine=trainer.engine,
+            estimator=cfg.eval_estimator)
+
+
 def _family(config: TrainConfig) -> str:
     return "mini" if config.model in LADDER else Path(config.model).name.split("-")[0].lower()
+
+
+def _deterministic(device: str) -> None:
+    """The determinism settings that exist on the device. CPU float32: nothing to do (same seed,
+    same records, except the timing fields). CUDA: cuBLAS's fixed workspace (it must be set before
+    cuBLAS starts), deterministic algorithms where torch has them (warn elsewhere rather than
+    fail) and no cuDNN autotuning; records can still differ in the last bits where a kernel has
+    no deterministic version (docs/training.md)."""
+    if not device.startswith("cuda"):
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
 
 
 def _seed_everything(seed: int) -> None:

@@ -9,6 +9,7 @@ when that option is given and D is not, `pass1 = 1 - L` (or the reverse).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import pandas as pd
 
 from rlscale.errors import DataError
 from rlscale.runs.log import RunWriter, utc_now
+from rlscale.runs.names import safe_name
 from rlscale.runs.table import short_count
 
 # Run-level keys a CSV may carry as columns; they go to meta.json, not to the step records.
@@ -135,29 +137,32 @@ def import_csv(src: Path | str, out_root: Path | str, *, experiment: str, n: flo
     table["step"] = _steps(table["step"], src)
     if "eval_set" not in table.columns:
         table["eval_set"] = eval_set
-    table["_row"] = np.arange(1, len(table) + 1)  # data row numbers for error messages
+    table["_line"] = np.arange(2, len(table) + 2)  # the file's line of each row (header: 1)
 
+    _check_values(table, src)
+    safe_name(experiment, field="--experiment")
     group_keys = ["run"] if "run" in table.columns else [c for c in META_COLUMNS if c in table]
-    written = []
+    prepared = []  # every run is checked before any is written: no half-imported tables
     for key, rows in table.groupby(group_keys, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         meta = _constant_meta(rows, src)
         keys = dict(zip(group_keys, key, strict=True))
         run_id = str(keys["run"]) if "run" in keys else _label(keys)
+        safe_name(run_id, field="run", path=src, line=int(rows["_line"].iloc[0]))
         step_columns = [c for c in rows.columns if c not in
-                        ("run", "eval_set", "_row", *META_COLUMNS, *EVAL_FIELDS)]
+                        ("run", "eval_set", "_line", *META_COLUMNS, *EVAL_FIELDS)]
         steps = rows[step_columns].groupby("step", sort=True).first().reset_index()
-        evals = rows[["_row", "step", "eval_set", *[c for c in EVAL_FIELDS if c in rows]]]
+        evals = rows[["_line", "step", "eval_set", *[c for c in EVAL_FIELDS if c in rows]]]
         duplicated = evals.duplicated(["step", "eval_set"])
         if duplicated.any():
-            row = evals.loc[duplicated, "_row"].iloc[0]
+            line = evals.loc[duplicated, "_line"].iloc[0]
             raise DataError(f"run '{run_id}' has step {evals.loc[duplicated, 'step'].iloc[0]} "
-                            "twice", path=src, row=int(row), field="step")
-        evals = evals.drop(columns="_row").sort_values("step", kind="stable")
-        written.append(_write_run(out_root, experiment, run_id, meta, steps, evals,
-                                  source={"format": "csv", "path": str(src)},
-                                  prompts_per_step=prompts_per_step))
-    return written
+                            "twice", path=src, line=int(line), field="step")
+        evals = evals.drop(columns="_line").sort_values("step", kind="stable")
+        prepared.append((run_id, meta, steps, evals))
+    return [_write_run(out_root, experiment, run_id, meta, steps, evals,
+                       source={"format": "csv", "path": str(src)}, prompts_per_step=prompts_per_step)
+            for run_id, meta, steps, evals in prepared]
 
 
 def import_wandb(src: Path | str, out_root: Path | str, *, experiment: str, n: float,
@@ -213,7 +218,7 @@ def parse_verl_log(path: Path | str) -> pd.DataFrame:
         for number, raw in enumerate(lines, 1):
             line = _ANSI.sub("", raw).strip()
             if line.startswith("{"):
-                step, metrics = _file_logger_record(line)
+                step, metrics = _file_logger_record(line, path, number)
             else:
                 step, metrics = _console_record(line, path, number)
             if step is not None:
@@ -225,16 +230,21 @@ def parse_verl_log(path: Path | str) -> pd.DataFrame:
     return history
 
 
-def _file_logger_record(line: str) -> tuple[int | None, dict]:
+def _file_logger_record(line: str, path: Path, number: int) -> tuple[int | None, dict]:
     try:
         record = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None, {}  # a JSON-looking line that is not one of VeRL's records
     if not isinstance(record, dict) or not isinstance(record.get("data"), dict):
         return None, {}
+    step = record.get("step")
+    if isinstance(step, bool) or not isinstance(step, int | float) or not math.isfinite(step) \
+            or step < 0 or step != int(step):
+        raise DataError(f"step must be an integer >= 0, got {step!r}", path=path, line=number,
+                        field="step")
     numbers = {key: float(value) for key, value in record["data"].items()
                if isinstance(value, int | float) and not isinstance(value, bool)}
-    return int(record["step"]), numbers
+    return int(step), numbers
 
 
 def _console_record(line: str, path: Path, number: int) -> tuple[int | None, dict]:
@@ -249,7 +259,7 @@ def _console_record(line: str, path: Path, number: int) -> tuple[int | None, dic
         except ValueError:
             sep = ""
         if not sep:
-            raise DataError(f"not a `key:number` item: {item!r}", path=path, row=number,
+            raise DataError(f"not a `key:number` item: {item!r}", path=path, line=number,
                             field=key.strip() or None)
     return int(match["step"]), metrics
 
@@ -316,7 +326,51 @@ def _history_evals(fields: pd.DataFrame, history: pd.DataFrame, eval_set: str, *
 def _require_size(src: Path | str, n: float | None) -> Path:
     if n is None:
         raise DataError("the model size is not in this format; pass --n", path=src, field="N")
+    _check_size(n, field="--n")
     return Path(src)
+
+
+def _check_size(n, *, field: str) -> float:
+    if isinstance(n, bool) or not isinstance(n, int | float) or not math.isfinite(n) or n <= 0:
+        raise DataError(f"a model size must be a positive number, got {n!r}", field=field)
+    return float(n)
+
+
+def _check_values(table: pd.DataFrame, src: Path) -> None:
+    """Numbers where numbers belong, before anything is written: N a positive size; L and pass1
+    in [0, 1]; the counted and cumulative step fields finite and >= 0."""
+    def bad_line(mask) -> int:
+        return int(table.loc[mask, "_line"].iloc[0])
+
+    def shown(mask, field):
+        value = table.loc[mask, field].iloc[0]
+        return repr(value.item() if hasattr(value, "item") else value)
+
+    if "N" in table:
+        sizes = pd.to_numeric(table["N"], errors="coerce")
+        bad = sizes.isna() | ~np.isfinite(sizes) | (sizes <= 0)
+        if bad.any():
+            raise DataError(f"a model size must be a positive number, got {shown(bad, 'N')}",
+                            path=src, line=bad_line(bad), field="N")
+        table["N"] = sizes
+    for field in ("L", "pass1"):
+        if field not in table:
+            continue
+        values = pd.to_numeric(table[field], errors="coerce")
+        bad = (values.isna() & table[field].notna()) | (values < 0) | (values > 1)
+        if bad.any():
+            raise DataError(f"must be a number in [0, 1], got {shown(bad, field)}", path=src,
+                            line=bad_line(bad), field=field)
+        table[field] = values
+    for field in ("D", "D_unique", "T", "C", "tokens", "flops"):
+        if field not in table:
+            continue
+        values = pd.to_numeric(table[field], errors="coerce")
+        bad = (values.isna() & table[field].notna()) | ~np.isfinite(values.fillna(0)) | (values < 0)
+        if bad.any():
+            raise DataError(f"must be a finite number >= 0, got {shown(bad, field)}", path=src,
+                            line=bad_line(bad), field=field)
+        table[field] = values
 
 
 def _write_run(out_root, experiment: str, run_id: str, meta: dict, steps: pd.DataFrame,
@@ -337,8 +391,17 @@ def _write_run(out_root, experiment: str, run_id: str, meta: dict, steps: pd.Dat
         evals["L"] = 1.0 - evals["pass1"]
     evals["pass1"] = evals["pass1"].fillna(1.0 - evals["L"])
     evals = evals.dropna(subset=["pass1"])  # rows of the table that carry no evaluation
+    for field in ("pass1", "L"):
+        values = pd.to_numeric(evals[field], errors="coerce")
+        bad = values.isna() | (values < 0) | (values > 1)
+        if bad.any():
+            step = evals.loc[bad, "step"].iloc[0]
+            raise DataError(f"must be a number in [0, 1], got {evals.loc[bad, field].iloc[0]!r} "
+                            f"at step {step}", path=source.get("path"), field=field)
     primary = str(evals["eval_set"].iloc[0]) if len(evals) else None
     evals = evals.sort_values("step", kind="stable")
+    safe_name(experiment, field="--experiment")
+    safe_name(run_id, field="--run-id")
     meta = {"run_id": run_id, "experiment": experiment, **meta, "primary_eval": primary,
             "imported": {**source, "at": utc_now()}}
     if prompts_per_step:
@@ -397,9 +460,12 @@ def _steps(values: pd.Series, src: Path) -> pd.Series:
     numbers = pd.to_numeric(values, errors="coerce")
     bad = numbers.isna() | (numbers < 0) | (numbers % 1 != 0)
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"step must be an integer >= 0, got {values.iloc[row]!r}", path=src,
-                        row=row + 1, field=str(values.name))
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        value = values.iloc[position]
+        # read_csv numbers rows from 0 in file order; the header is line 1
+        raise DataError(f"step must be an integer >= 0, got "
+                        f"{value.item() if hasattr(value, 'item') else value!r}", path=src,
+                        line=int(values.index[position]) + 2, field=str(values.name))
     return numbers.astype("int64")
 
 
@@ -411,7 +477,7 @@ def _constant_meta(rows: pd.DataFrame, src: Path) -> dict:
         values = rows[column].dropna().unique()
         if len(values) > 1:
             raise DataError(f"differs within one run: {list(values)[:5]}", path=src,
-                            row=int(rows["_row"].iloc[0]), field=column)
+                            line=int(rows["_line"].iloc[0]), field=column)
         if len(values):
             meta[column] = values[0].item() if hasattr(values[0], "item") else values[0]
     return meta

@@ -12,13 +12,13 @@ import json
 import operator
 import os
 import platform
-import tempfile
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 from rlscale.errors import RunLogError
+from rlscale.files import atomic_write_text, fsync_dir
 from rlscale.runs.read import EVALS_FILE, META_FILE, STEPS_FILE, read_jsonl, split_records
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -60,34 +60,6 @@ def dump_record(record: dict, *, path: Path | str = "") -> str:
             except (TypeError, ValueError):
                 raise RunLogError(f"{path}: field '{key}' cannot be written: {error}") from error
         raise RunLogError(f"{path}: record cannot be written: {error}") from error
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename or a new file in `directory` durable (a no-op where dirs can't be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: Path | str, text: str) -> None:
-    """Replace `path` with `text` atomically: temp file in the same dir, fsync, os.replace."""
-    path = Path(path)
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as temp:
-            temp.write(text)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def _rewrite_lines(path: Path, lines: list[bytes]) -> None:
@@ -135,7 +107,7 @@ class RunWriter:
         atomic_write_text(self.meta_path, self._meta_text())
         self._closed = False
         self._open_logs()
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
 
     # --- records ---------------------------------------------------------------------------
 

@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 
 from rlscale.errors import DataError, RunLogError
+from rlscale.files import atomic_write_text
 from rlscale.runs.read import Run, find_runs, read_run
 
 # meta.json keys copied onto every row (NaN/None where a run lacks them).
-RUN_KEYS = ("run_id", "experiment", "N", "N_total", "N_nonembed", "family", "seed", "tau", "G",
-            "model")
+RUN_KEYS = ("run_id", "experiment", "N", "N_total", "N_nonembed", "family", "variant", "order",
+            "seed", "tau", "G", "model")
 # Step-record quantities that are cumulative, hence zero before the first step (step 0).
 CUMULATIVE = ("D", "D_unique", "epoch", "T", "C", "flops")
 # Other cumulative fields the trainer writes; zero at step 0 where a run has them.
@@ -98,6 +99,7 @@ class RunTable:
             if column in df.columns:
                 df[column] = _numeric_column(df[column], path, column,
                                              required=column in ("N", "L"))
+        _check_ranges(df, path)
         if "run" not in df.columns:
             df["run"] = ["N" + short_count(n) for n in df["N"]]
         df["run"] = df["run"].astype(str)
@@ -161,8 +163,8 @@ class RunTable:
         return str(values.iloc[0]) if len(values) else None
 
     def to_csv(self, path: Path | str) -> None:
-        """Write `df` (readable again with `RunTable.from_csv`)."""
-        self.df.to_csv(path, index=False)
+        """Write `df` atomically (readable again with `RunTable.from_csv`)."""
+        atomic_write_text(path, self.df.to_csv(index=False))
 
 
 def _numeric_column(values: pd.Series, path, column: str, *, required: bool) -> pd.Series:
@@ -172,9 +174,38 @@ def _numeric_column(values: pd.Series, path, column: str, *, required: bool) -> 
         row = int(np.flatnonzero(bad.to_numpy())[0])
         value = values.iloc[row]
         problem = "missing value" if pd.isna(value) else f"not a number: {value!r}"
-        # rows count from 1 after the header line, as a spreadsheet shows them
-        raise DataError(problem, path=path, row=row + 1, field=column)
+        raise DataError(problem, path=path, line=row + 2, field=column)  # the header is line 1
     return numbers
+
+
+# The values a law table may hold: what the laws need (log10 of N, X and L exist).
+_RANGES = {"N": (0, False, "a positive number"), "L": (0, True, "a number in (0, 1]"),
+           "C": (0, False, "a finite number > 0"), "D": (0, False, "a finite number > 0"),
+           "T": (0, False, "a finite number > 0"), "step": (0, True, "an integer >= 0")}
+
+
+def _check_ranges(df: pd.DataFrame, path) -> None:
+    """Every present value finite and in its range, checked in file order (so the line named
+    is the first bad one the file holds). Step 0 may have C = D = T = 0 (nothing consumed yet)."""
+    at_start = df["step"] == 0 if "step" in df.columns else pd.Series(False, index=df.index)
+    for column, (low, low_ok, what) in _RANGES.items():
+        if column not in df.columns:
+            continue
+        values = df[column]
+        present = values.notna()
+        finite = np.isfinite(values.where(present, 0.0))
+        above = (values >= low) if low_ok else (values > low)
+        if column in ("C", "D", "T"):
+            above = above | (at_start & (values == 0))
+        ok = ~present | (finite & above)
+        if column == "L":
+            ok &= ~present | (values <= 1)
+        if column == "step":
+            ok &= ~present | (values % 1 == 0)
+        if not ok.all():
+            row = int(np.flatnonzero(~ok.to_numpy())[0])
+            raise DataError(f"must be {what}, got {values.iloc[row]!r}", path=path,
+                            line=row + 2, field=column)
 
 
 def _with_run_keys(frame: pd.DataFrame, run: Run) -> pd.DataFrame:
