@@ -6,13 +6,13 @@ A spec file looks like
     base: ../smoke.yaml            # a training config, relative to this file
     overrides: {eval_every: 2}     # applied to every run
     grid:                          # the cartesian product of these lists, in this order
-      model: [mini-250k, mini-1m]
+      model: [mini-308k, mini-862k]
       seed: [0, 1]
 
 A grid value may also be a mapping of several keys that vary together (and an optional `id`), e.g.
 `size: [{id: 0.5B, model: /models/Qwen2.5-0.5B, nominal_n: 0.5e9}, ...]`.
 
-Every run gets a readable, stable id built from the grid values (`mini-250k_s0`), so a rerun of the
+Every run gets a readable, stable id built from the grid values (`mini-308k_s0`), so a rerun of the
 same spec finds the same run directories and can skip or resume them.
 """
 

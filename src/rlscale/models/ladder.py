@@ -1,9 +1,9 @@
-"""The miniature model ladder: Qwen2-architecture models from ~0.25M to ~8M non-embedding params.
+"""The miniature model ladder: seven Qwen2-architecture models, 42K to 1.8M non-embedding params.
 
-Shapes follow the Qwen2.5 family's recipe scaled down: depth and width grow together (3 -> 9
-layers, 64 -> 224 hidden), head_dim fixed (32 here, 64-128 in Qwen2.5), MLP intermediate ~5.3x
+Shapes follow the Qwen2.5 family's recipe scaled down: depth and width grow together (2 -> 6
+layers, 32 -> 128 hidden; depth matters at equal budget, docs/miniature.md), head_dim fixed (32 here, 64-128 in Qwen2.5), MLP intermediate ~5.3x
 hidden (Qwen2.5: 5.3-5.8x), grouped-query attention with a single KV head (Qwen2.5 shares one KV
-head among 6-8 query heads; these models have at most 7 heads), tied embeddings as in the small
+head among 6-8 query heads; these models have at most 4 heads), tied embeddings as in the small
 Qwen2.5 models, RMSNorm eps 1e-6, rope theta 1e4 (sequences are short).
 """
 

@@ -204,7 +204,7 @@ def _check_ranges(df: pd.DataFrame, path) -> None:
             ok &= ~present | (values % 1 == 0)
         if not ok.all():
             row = int(np.flatnonzero(~ok.to_numpy())[0])
-            raise DataError(f"must be {what}, got {values.iloc[row]!r}", path=path,
+            raise DataError(f"must be {what}, got {float(values.iloc[row])!r}", path=path,
                             line=row + 2, field=column)
 
 
