@@ -1,7 +1,7 @@
-"""The miniature model ladder: seven Qwen2-architecture models, 42K to 1.8M non-embedding params.
+"""The miniature model ladder: seven Qwen2-architecture models, 42K to 1.4M non-embedding params.
 
-Shapes follow the Qwen2.5 family's recipe scaled down: depth and width grow together (2 -> 6
-layers, 32 -> 128 hidden; depth matters at equal budget, docs/miniature.md), head_dim fixed (32 here, 64-128 in Qwen2.5), MLP intermediate ~5.3x
+Shapes follow the Qwen2.5 family's recipe scaled down: depth and width grow together (2 -> 8
+layers, 32 -> 96 hidden; depth matters at equal budget, docs/miniature.md), head_dim fixed (32 here, 64-128 in Qwen2.5), MLP intermediate ~5.3x
 hidden (Qwen2.5: 5.3-5.8x), grouped-query attention with a single KV head (Qwen2.5 shares one KV
 head among 6-8 query heads; these models have at most 4 heads), tied embeddings as in the small
 Qwen2.5 models, RMSNorm eps 1e-6, rope theta 1e4 (sequences are short).
@@ -68,7 +68,7 @@ def _spec(hidden: int, layers: int) -> ModelSpec:
 LADDER: dict[str, ModelSpec] = {
     s.name: s
     for s in (_spec(32, 2), _spec(48, 2), _spec(48, 3), _spec(64, 4), _spec(80, 4), _spec(96, 5),
-              _spec(128, 6))
+              _spec(96, 8))
 }
 
 
