@@ -47,6 +47,7 @@ def fit(
     """Fit a law (step 0 dropped, repeated runs averaged, sizes weighted equally); print its
     parameters, pooled and per-size R^2 (in-sample), RMSE, and any parameter on a bound."""
     from rlscale.laws import LawWarning, get_law, load_law_table
+    from rlscale.laws.base import pooled_phi
 
     console = Console(stderr=as_json)
     options = {"space": space, "loss": loss}
@@ -60,7 +61,7 @@ def fit(
         fitted = get_law(law, **options).fit(table, x=x, warmup=warmup, sizes=parse_sizes(sizes))
     for warning in caught:
         console.print(f"[yellow]warning:[/yellow] {warning.message}")
-    phi = _phi(table)
+    phi = pooled_phi(table)
     if phi is not None:  # C = N D phi: lets `rlscale plan` convert compute, prompts and tokens
         fitted.metrics["phi"] = phi
     if output is not None:
@@ -71,17 +72,6 @@ def fit(
         print_fit(console, fitted)
         if output is not None:
             console.print(f"saved {output}")
-
-
-def _phi(table) -> float | None:
-    """Geometric mean of C/(N D) over the table's points, when it has both C and D."""
-    import numpy as np
-
-    from rlscale.laws.consistency import estimate_phi
-
-    if not {"C", "D"} <= set(table.columns) or not ((table["C"] > 0) & (table["D"] > 0)).any():
-        return None
-    return float(10 ** np.mean(np.log10(list(estimate_phi(table).values()))))
 
 
 def print_fit(console: Console, fitted) -> None:

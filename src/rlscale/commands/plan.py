@@ -4,7 +4,6 @@ size for a budget or a target loss; `rlscale plan --reuse TAU.csv`: how much dat
 from __future__ import annotations
 
 from pathlib import Path
-from statistics import geometric_mean
 
 import typer
 from rich.console import Console
@@ -63,8 +62,8 @@ def _plan(fit_json, goal, value, sizes, span, tokens_per_prompt, data, n_boot, s
 
     from rlscale.errors import LawError
     from rlscale.laws import FittedLaw, load_law_table
+    from rlscale.laws.base import pooled_phi
     from rlscale.laws.bootstrap import BootstrapResult, bootstrap
-    from rlscale.laws.consistency import estimate_phi
     from rlscale.laws.plan import plan as make_plan
 
     try:
@@ -76,9 +75,8 @@ def _plan(fit_json, goal, value, sizes, span, tokens_per_prompt, data, n_boot, s
     phi = None
     if data is not None:
         table = load_law_table(data)
-        has_both = all(c in table.columns and table[c].notna().any() for c in ("C", "D"))
-        if tokens_per_prompt is None and has_both:
-            phi = geometric_mean(estimate_phi(table).values())  # one phi for all sizes
+        if tokens_per_prompt is None:
+            phi = pooled_phi(table)  # one phi for all sizes (None without both C and D)
         if n_boot:
             boot = bootstrap(table, fitted.estimator(), fitted.x, n=n_boot, seed=seed, progress=True)
     elif n_boot:

@@ -14,7 +14,9 @@ from rich.table import Table
 
 PROTOCOLS = ("inter", "intra", "loso")
 DEFAULT_LAWS = {
-    "inter": ["loglinear_kn:e_form=saturating"],  # fully out of sample needs a parametric E(N)
+    # Fully out of sample needs a parametric E(N): None is laws.validate.predictive_law, the
+    # joint C/D law for C when the table has D, else the saturating E(N).
+    "inter": [None],
     "inter_refit": ["loglinear_kn"],  # the paper's variant: free intercepts, E(target) refitted
     "intra": ["loglinear_kn"],
     "loso": ["loglinear_kn:e_form=saturating", "additive", "decomposition"],
@@ -29,8 +31,9 @@ def predict(
                                            "loso (leave one size out, compare laws)."),
     law: list[str] = typer.Option(None, help="Law, optionally with options: loglinear_kn, "
                                              "'loglinear_kn:e_form=saturating', additive, ... Repeat "
-                                             "for loso. Default: inter loglinear_kn:e_form=saturating "
-                                             "(loglinear_kn with --refit-intercept), intra loglinear_kn, "
+                                             "for loso. Default: inter the joint C/D law for C when the "
+                                             "data has D (else loglinear_kn:e_form=saturating; "
+                                             "loglinear_kn with --refit-intercept), intra loglinear_kn, "
                                              "loso saturating loglinear_kn, additive, decomposition."),
     x: str = typer.Option("C", "--x", help="The resource axis: C, D or T."),
     fraction: float = typer.Option(0.25, help="intra: the fraction of each curve that is fitted."),
@@ -98,18 +101,21 @@ def run_protocol(table, protocol, laws, x, *, fraction=0.25, target=None, refit_
             report["fully_out_of_sample"] = inter_model(table, oos_law, x, target=target,
                                                         warmup=warmup).to_dict()
         except LawError as err:
-            report["fully_out_of_sample"] = {"law": oos_law, "error": str(err)}
+            report["fully_out_of_sample"] = {"law": oos_law or "predictive", "error": str(err)}
     if bootstrap_n:
         report["bootstrap"] = _bootstrap_report(table, result, x, bootstrap_n, seed, level, warmup)
     return report
 
 
-def _parametric_counterpart(spec: str) -> str:
-    """The fully out-of-sample twin of the refit-intercept law: loglinear_kn gets a saturating
-    E(N); any other law is used as it is."""
+def _parametric_counterpart(spec: str) -> str | None:
+    """The fully out-of-sample twin of the refit-intercept law: plain loglinear_kn gets the
+    default predictive law (None: joint C/D or saturating E(N)), loglinear_kn with options a
+    saturating E(N); any other law is used as it is."""
     name, _, options = spec.partition(":")
     if name != "loglinear_kn":
         return spec
+    if not options:
+        return None
     kept = [item for item in options.split(",") if item and not item.startswith("e_form")]
     return f"{name}:{','.join([*kept, 'e_form=saturating'])}"
 

@@ -10,9 +10,11 @@ from rlscale.laws.base import (
     LawWarning,
     Points,
     compute_metrics,
+    estimate_phi,
     format_size,
     get_law,
     load_law_table,
+    pooled_phi,
     prepare_points,
     size_key,
 )
@@ -20,5 +22,5 @@ from rlscale.laws.base import (
 # Importing the form modules registers them in LAWS.
 from rlscale.laws import loglinear, parametric  # noqa: E402,F401  isort: skip
 
-__all__ = ["LAWS", "FittedLaw", "Law", "LawWarning", "Points", "compute_metrics", "format_size",
-           "get_law", "load_law_table", "prepare_points", "size_key"]
+__all__ = ["LAWS", "FittedLaw", "Law", "LawWarning", "Points", "compute_metrics", "estimate_phi",
+           "format_size", "get_law", "load_law_table", "pooled_phi", "prepare_points", "size_key"]

@@ -185,6 +185,33 @@ def prepare_points(table: pd.DataFrame | Points, x: str = "C", *, warmup: int = 
                   n_runs=grouped["n_runs"].to_numpy(int), weight=equal_size_weights(N))
 
 
+def estimate_phi(table: pd.DataFrame) -> dict[float, float]:
+    """phi = C / (N D) per size: the geometric mean over the size's rows with C, D > 0 (the laws
+    live in log space, so the log of phi is what is averaged). C = N D phi ties the C-law to the
+    D-law (laws.consistency, the joint form of loglinear_kn)."""
+    missing = [c for c in ("N", "C", "D") if c not in table.columns]
+    if missing:
+        raise LawError(f"estimating phi = C/(N D) needs columns N, C and D; missing {', '.join(missing)}")
+    rows = table[(table["C"] > 0) & (table["D"] > 0)]  # NaN compares False: dropped too
+    if rows.empty:
+        raise LawError("no row has both C > 0 and D > 0 to estimate phi = C/(N D)")
+    log_phi = np.log10(rows["C"] / (rows["N"] * rows["D"]))
+    return {float(n): float(10.0 ** g.mean()) for n, g in log_phi.groupby(rows["N"])}
+
+
+def pooled_phi(table: pd.DataFrame, sizes=None) -> float | None:
+    """One phi for all sizes (the geometric mean of the per-size values, so every size counts
+    once), over `sizes` only if given; None when the table lacks C or D. The miniature's phi is
+    the same for every size within 0.3%; the paper's varies 43K-56K (0.5B-72B)."""
+    if not {"N", "C", "D"} <= set(table.columns):
+        return None
+    if sizes is not None:
+        table = table[table["N"].isin(_match_sizes(np.unique(table["N"].to_numpy(float)), sizes))]
+    if not ((table["C"] > 0) & (table["D"] > 0)).any():
+        return None
+    return float(10.0 ** np.mean(np.log10(list(estimate_phi(table).values()))))
+
+
 def load_law_table(source, *, eval_set: str | None = None) -> pd.DataFrame:
     """A law table from a CSV file (columns N, L, C and/or D and/or T, optional run, step) or a
     run root / run directory (RunTable.law_table(eval_set))."""

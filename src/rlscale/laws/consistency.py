@@ -18,21 +18,10 @@ import numpy as np
 import pandas as pd
 
 from rlscale.errors import LawError
-from rlscale.laws.base import FittedLaw, prepare_points, size_key
+from rlscale.laws.base import FittedLaw, estimate_phi, prepare_points, size_key
 from rlscale.laws.validate import predict, resolve_law
 
-
-def estimate_phi(table: pd.DataFrame) -> dict[float, float]:
-    """phi = C / (N D) per size: the geometric mean over the size's rows with C, D > 0 (the laws
-    live in log space, so the log of phi is what is averaged)."""
-    missing = [c for c in ("N", "C", "D") if c not in table.columns]
-    if missing:
-        raise LawError(f"estimating phi = C/(N D) needs columns N, C and D; missing {', '.join(missing)}")
-    rows = table[(table["C"] > 0) & (table["D"] > 0)]  # NaN compares False: dropped too
-    if rows.empty:
-        raise LawError("no row has both C > 0 and D > 0 to estimate phi = C/(N D)")
-    log_phi = np.log10(rows["C"] / (rows["N"] * rows["D"]))
-    return {float(n): float(10.0 ** g.mean()) for n, g in log_phi.groupby(rows["N"])}
+__all__ = ["ConsistencyResult", "consistency", "estimate_phi"]
 
 
 @dataclass(frozen=True)

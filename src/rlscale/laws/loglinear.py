@@ -3,6 +3,14 @@
 loglinear_kn:  log10 L = -k(N) log10 X + E(N),   k(N) = Kmax / (1 + N0 / N)
 loglinear:     log10 L = -k_N log10 X + E_N       (k and E free per size)
 
+E(N) of loglinear_kn ("e_form"): free per size (the paper's fit), saturating
+E(N) = Emax N / (N + N1) (the authors' code), or "joint": the C-law tied to a saturating D-law
+by C = N D phi (the paper's appendix C.2), E_C(N) = Emax N / (N + N1) + k(N) log10(N phi), with
+phi = C / (N D) measured on the data. The C-law's own intercept grows steeply with N (it carries
+k(N) log10(N phi)); the D-law's is nearly flat, so a C-forecast for an unseen size extrapolates
+far better through it. Fitting the joint C-law on C points is fitting the saturating D-law on
+the points D' = C / (N phi), which differ from the runs' D only by the spread of tokens per prompt.
+
 Fitting uses variable projection: given the slopes, each size's intercept has a closed form, so
 the nonlinear search is over (Kmax, log10 N0) only (2-D, from a fixed 3x3 grid of starts):
 - log space:    E_N = weighted mean over the size's points of (log10 L + k log10 X);
@@ -31,7 +39,7 @@ from rlscale.laws.base import (
     solve_multistart,
 )
 
-E_FORMS = ("free", "saturating")
+E_FORMS = ("free", "saturating", "joint")
 
 
 def _huber_weights(scaled: np.ndarray) -> np.ndarray:
@@ -87,21 +95,42 @@ def _slopes_per_size(points: Points) -> np.ndarray:
 @register
 class LogLinearKN(Law):
     """The paper's law. e_form='free' (the paper): one intercept per fitted size; 'saturating':
-    E(N) = Emax N / (N + N1) (the form in the authors' code), so any size can be predicted."""
+    E(N) = Emax N / (N + N1) (the form in the authors' code), so any size can be predicted;
+    'joint' (C-law only, needs `phi`): the saturating D-law's intercept carried to C (module doc)."""
 
     name = "loglinear_kn"
     param_ranges = {"Kmax": (0.0, math.inf), "N0": (1e-300, math.inf), "N1": (1e-300, math.inf)}
     min_sizes = 3
     min_points_per_size = 2
 
-    def __init__(self, *, space: str = "linear", loss: str = "linear", e_form: str = "free"):
+    def __init__(self, *, space: str = "linear", loss: str = "linear", e_form: str = "free",
+                 phi: float | None = None):
         super().__init__(space=space, loss=loss)
         self.e_form = e_form
+        self.phi = phi
 
     def _check_options(self) -> None:
         super()._check_options()
         if self.e_form not in E_FORMS:
             raise LawError(f"e_form must be one of {E_FORMS}, got {self.e_form!r}")
+        if self.e_form == "joint":
+            if isinstance(self.phi, bool) or not isinstance(self.phi, int | float) or not (
+                    math.isfinite(self.phi) and self.phi > 0):
+                raise LawError(f"e_form='joint' needs phi = C/(N D), a finite number > 0, got "
+                               f"{self.phi!r}")
+        elif self.phi is not None:
+            raise LawError("phi applies only to e_form='joint'")
+
+    def _check_x(self, x: str) -> None:
+        if self.e_form == "joint" and x != "C":
+            raise LawError(f"e_form='joint' is the C-law tied to the D-law; fit it on x='C', not "
+                           f"{x!r} (the D-law itself is e_form='saturating')")
+
+    def _intercept_shift(self, params, N):
+        """k(N) log10(N phi) for the joint form (E_C - E_D), else 0."""
+        if self.e_form != "joint":
+            return 0.0
+        return self.k(params, N) * np.log10(np.asarray(N, dtype=float) * self.phi)
 
     # --- the curve
     def k(self, params, N):
@@ -111,7 +140,7 @@ class LogLinearKN(Law):
         N = np.asarray(N, dtype=float)
         if "E" in params:
             return per_size_value(params["E"], N, "intercept E", self.name)
-        return params["Emax"] * N / (N + params["N1"])
+        return params["Emax"] * N / (N + params["N1"]) + self._intercept_shift(params, N)
 
     def curve(self, params, N, X):
         return 10.0 ** (self.E(params, N) - self.k(params, N) * np.log10(X))
@@ -163,7 +192,7 @@ class LogLinearKN(Law):
             starts = [[p["Kmax"], np.log10(p["N0"]), p["Emax"], np.log10(p["N1"])]]
         else:
             free, _, _ = self._fit_free(points, None)
-            E = np.array(list(free["E"].values()))
+            E = np.array(list(free["E"].values())) - self._intercept_shift(free, points.sizes)
             best = None
             for log_n1 in np.linspace(np.log10(points.sizes[0]) - 2, np.log10(points.sizes[-1]) + 2, 41):
                 h = points.sizes / (points.sizes + 10.0**log_n1)
@@ -177,9 +206,11 @@ class LogLinearKN(Law):
                         np.r_[base.upper, 50.0, base.upper[1]])
         lx, log_N, sqrt_w = np.log10(points.X), np.log10(points.N), np.sqrt(points.weight)
 
+        shift = np.log10(points.N * self.phi) if self.e_form == "joint" else 0.0
+
         def residuals(theta):
             k = theta[0] / (1.0 + 10.0 ** (theta[1] - log_N))
-            E = theta[2] / (1.0 + 10.0 ** (theta[3] - log_N))
+            E = theta[2] / (1.0 + 10.0 ** (theta[3] - log_N)) + k * shift
             return sqrt_w * self.residuals(10.0 ** (E - k * lx), points.L)
 
         theta, cost = solve_multistart(residuals, starts, bounds)
@@ -191,6 +222,7 @@ class LogLinearKN(Law):
         return params, 2.0 * cost / len(points), bounds.on_bound(theta)
 
     def _fit_points(self, points: Points, *, init: FittedLaw | None = None) -> FittedLaw:
+        self._check_x(points.x)
         fit = self._fit_free if self.e_form == "free" else self._fit_saturating
         params, objective, bounds_hit = fit(points, init)
         return self._result(points, params, objective=objective, bounds_hit=bounds_hit)
