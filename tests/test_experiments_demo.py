@@ -26,7 +26,8 @@ def test_demo_pipeline_on_tiny_specs(tmp_path):
     base = {
         "data": {"source": "arithmetic", "tiers": [1], "n_problems": 64, "holdout_easy": 16,
                  "holdout_hard": 0},
-        "steps": 4, "prompts_per_step": 8, "group_size": 2, "mini_batch_prompts": 8,
+        # 8 steps: 4 points per curve after the demo's warm-up clip
+        "steps": 8, "prompts_per_step": 8, "group_size": 2, "mini_batch_prompts": 8,
         "max_prompt_tokens": 16, "max_response_tokens": 8, "lr": 1e-3, "eval_every": 1,
         "checkpoint_every": 4,
     }

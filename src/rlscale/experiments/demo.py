@@ -126,15 +126,20 @@ def run_demo(out: str | Path = "rlscale-demo", *, mode: str = "default",
 
 def _family(members: list[tuple[str, str]], rebuild: bool, workers: int, console) -> None:
     from rlscale.models import LADDER
-    from rlscale.pretrain.family import build_family, member_record, shipped_path
+    from rlscale.pretrain.family import build_family, cached_path, member_record, shipped_path
 
     ladder = [(n, v) for n, v in members if n in LADDER]  # local checkpoints need nothing
-    missing = [(n, v) for n, v in ladder if rebuild or shipped_path(n, v) is None]
+    missing = []
     for name, variant in ladder:
-        if (name, variant) not in missing:
-            record = member_record(shipped_path(name, variant))
-            console.print(f"  {name} {variant}: shipped, canonical pass@1 "
-                          f"{record['check']['canonical_pass1']:.3f}")
+        found = {"shipped": None if rebuild else shipped_path(name, variant),
+                 "cached": cached_path(name, variant)}
+        where = next((label for label, path in found.items() if path is not None), None)
+        if where is None:
+            missing.append((name, variant))
+            continue
+        record = member_record(found[where])
+        console.print(f"  {name} {variant}: {where}, canonical pass@1 "
+                      f"{record['check']['canonical_pass1']:.3f}")
     if missing:
         console.print(f"  building {len(missing)} member(s) into the cache (docs/miniature.md: "
                       "about an hour for the whole family on 2 cores)")

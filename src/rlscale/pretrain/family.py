@@ -100,6 +100,14 @@ def shipped_path(name: str, variant: str, config: FamilyConfig = FAMILY_CONFIG) 
     return folder
 
 
+def cached_path(name: str, variant: str, *, root: str | Path | None = None,
+                config: FamilyConfig = FAMILY_CONFIG) -> Path | None:
+    """The member already built into the cache by `config`'s recipe, if there is one."""
+    root = Path(root).expanduser() if root is not None else default_root()
+    final = root / f"{member_name(name, variant)}-{config.recipe_hash(name, variant)}"
+    return final if (final / RECORD).is_file() else None
+
+
 def member_path(name: str, variant: str = "base", *, root: str | Path | None = None,
                 config: FamilyConfig = FAMILY_CONFIG, rebuild: bool = False,
                 progress=None) -> Path:
@@ -125,7 +133,7 @@ def build_member(name: str, variant: str = "base", *, root: str | Path | None = 
     root = Path(root).expanduser() if root is not None else default_root()
     key = config.recipe_hash(name, variant)
     final = root / f"{member_name(name, variant)}-{key}"
-    if (final / RECORD).is_file():
+    if cached_path(name, variant, root=root, config=config) is not None:
         return final
     if variant == "base":
         tokenizer = build_tokenizer()

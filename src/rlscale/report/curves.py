@@ -165,7 +165,7 @@ def free_slopes(points: pd.DataFrame, x: str = "C", by: str = "N", *, min_step: 
     curves = mean_curves(points[points["step"] >= min_step], by=by, x=x)
     rows = [{by: value, **loglinear_slope(group[x], group["L"])}
             for value, group in curves.groupby(by, sort=True)]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[by, "k", "k_lo", "k_hi", "E", "r2", "n"])
 
 
 def format_size(N: float) -> str:
