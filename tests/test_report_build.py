@@ -16,7 +16,7 @@ from rlscale.report.html import build_report  # noqa: E402
 
 INJECTED = "<script>alert('x')</script>"
 FIGURE_IDS = ["loss-C", "loss-D", "inter-C", "k-C", "k-D", "intra-C", "reuse-curves",
-              "reuse-final", "group-D", "group-C", "response-length"]
+              "reuse-final", "order-curves", "group-D", "group-C", "response-length"]
 
 
 @pytest.fixture(scope="module")

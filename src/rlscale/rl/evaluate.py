@@ -128,7 +128,7 @@ def evaluate(
         per_problem=per_problem,
         estimator=estimator,
         stderr=spread / math.sqrt(n) if n > 1 else math.nan,
-        pass1_sampled=float(correct.sum() / n),
+        pass1_sampled=correct.sum().item() / n,  # in float64, as the sampled pass1
         pass1_canonical=float(exact.mean()) if estimator == "canonical" else None,
     )
 
