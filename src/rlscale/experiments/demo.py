@@ -128,7 +128,9 @@ def _family(members: list[tuple[str, str]], rebuild: bool, workers: int, console
     from rlscale.models import LADDER
     from rlscale.pretrain.family import build_family, cached_path, member_record, shipped_path
 
-    ladder = [(n, v) for n, v in members if n in LADDER]  # local checkpoints need nothing
+    order = list(LADDER)
+    ladder = sorted(((n, v) for n, v in members if n in LADDER),  # local checkpoints need nothing
+                    key=lambda member: (order.index(member[0]), member[1]))
     missing = []
     for name, variant in ladder:
         found = {"shipped": None if rebuild else shipped_path(name, variant),
