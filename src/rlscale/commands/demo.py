@@ -10,10 +10,10 @@ def demo(
     out: Path = typer.Option(Path("rlscale-demo"), help="Where runs and the report are written."),
     quick: bool = typer.Option(False, "--quick", help="A smaller demo (about 3 minutes)."),
     full: bool = typer.Option(
-        False, "--full", help="The whole paper at miniature scale (about an hour; docs/miniature.md)."),
+        False, "--full", help="The whole paper at miniature scale (about 70 minutes; docs/miniature.md)."),
     rebuild_family: bool = typer.Option(
         False, "--rebuild-family",
-        help="Pretrain the family here instead of using the shipped weights (about an hour)."),
+        help="Pretrain the family here instead of using the shipped weights (about 2 hours on 2 cores)."),
     workers: int = typer.Option(None, help="Parallel runs (default: min(2, cores))."),
 ):
     """Post-train the pretrained miniature family with GRPO, run the ladder and data-reuse

@@ -21,7 +21,7 @@ def pretrain(
 
     Every size is pretrained the same way (same corpus, steps and learning rate; docs/miniature.md).
     The shipped weights are used when their recipe matches; `--rebuild` reproduces them here
-    (about an hour on 2 cores), `--ship` writes a rebuild into the package.
+    (about 2 hours on 2 cores), `--ship` writes a rebuild into the package.
     """
     from rich.console import Console
     from rich.table import Table

@@ -144,7 +144,7 @@ def _family(members: list[tuple[str, str]], rebuild: bool, workers: int, console
                       f"{record['check']['canonical_pass1']:.3f}")
     if missing:
         console.print(f"  building {len(missing)} member(s) into the cache (docs/miniature.md: "
-                      "about an hour for the whole family on 2 cores)")
+                      "about 3.5 CPU-hours for the whole family)")
         variants = tuple(sorted({v for _, v in missing}, key=("base", "instruct").index))
         built = build_family(sorted({n for n, _ in missing}), variants, workers=workers,
                              console=console)

@@ -8,8 +8,8 @@ one learning rate (`FAMILY_CONFIG`). The "instruct" variant continues each base 
 second stage on a cleaner corpus (fewer slips), as instruct models are base models tuned on
 curated data: it starts better and has less headroom.
 
-Pretraining the family takes about an hour on a 2-core CPU (docs/miniature.md), too long for a
-demo, so the result ships with the package under `weights/` in bfloat16 (the format models are
+Pretraining the family takes about 3.5 CPU-hours (some 2 hours on 2 cores; docs/miniature.md),
+too long for a demo, so the result ships with the package under `weights/` in bfloat16 (the format models are
 released in; every size is rounded the same way, and a rebuild rounds too, so a rebuild gives
 the shipped files bit for bit). `weights/MANIFEST.json` records the recipe's hash and each
 file's sha256. `member_path` uses the shipped weights when their recipe hash is the current one
