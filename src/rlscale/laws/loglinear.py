@@ -126,11 +126,14 @@ class LogLinearKN(Law):
             raise LawError(f"e_form='joint' is the C-law tied to the D-law; fit it on x='C', not "
                            f"{x!r} (the D-law itself is e_form='saturating')")
 
-    def _intercept_shift(self, params, N):
-        """k(N) log10(N phi) for the joint form (E_C - E_D), else 0."""
+    def _log_n_phi(self, N):
+        """log10(N phi) for the joint form, else 0: E_C - E_D = k(N) times this."""
         if self.e_form != "joint":
             return 0.0
-        return self.k(params, N) * np.log10(np.asarray(N, dtype=float) * self.phi)
+        return np.log10(np.asarray(N, dtype=float) * self.phi)
+
+    def _intercept_shift(self, params, N):
+        return self.k(params, N) * self._log_n_phi(N)
 
     # --- the curve
     def k(self, params, N):
@@ -206,7 +209,7 @@ class LogLinearKN(Law):
                         np.r_[base.upper, 50.0, base.upper[1]])
         lx, log_N, sqrt_w = np.log10(points.X), np.log10(points.N), np.sqrt(points.weight)
 
-        shift = np.log10(points.N * self.phi) if self.e_form == "joint" else 0.0
+        shift = self._log_n_phi(points.N)
 
         def residuals(theta):
             k = theta[0] / (1.0 + 10.0 ** (theta[1] - log_N))

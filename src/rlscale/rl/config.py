@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rlscale.config import parse_override, read_yaml_mapping
 from rlscale.errors import ConfigError
-from rlscale.runs.names import is_safe_name
+from rlscale.runs import names
 
 BUILTIN_TASK = "arithmetic"
 _DEVICE = re.compile(r"cpu|mps|cuda(:\d+)?")
@@ -261,9 +261,8 @@ class TrainConfig(BaseModel):
             raise ValueError(f"key 'device': {self.device!r} is not cpu, cuda, cuda:N or mps")
         for key in ("experiment", "run_id"):
             value = getattr(self, key)
-            if (value or key == "experiment") and not is_safe_name(value):
-                raise ValueError(f"key '{key}': {value!r} is not a safe folder name (letters, "
-                                 "digits and . _ + = -, not starting with . or -)")
+            if (value or key == "experiment") and not names.is_safe_name(value):
+                raise ValueError(f"key '{key}': {value!r} {names.RULE}")
         if self.dtype == "float16":
             raise ValueError("key 'dtype': float16 needs loss scaling, which rlscale does not do; "
                              "use bfloat16 (same speed on GPUs that have it) or float32")

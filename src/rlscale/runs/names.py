@@ -11,6 +11,8 @@ import re
 from rlscale.errors import DataError
 
 _SAFE = re.compile(r"[A-Za-z0-9_+=][A-Za-z0-9._+=-]{0,127}")
+RULE = ("is not a safe name for a folder (one path component of letters, digits and . _ + = -, "
+        "not starting with . or -, at most 128 characters)")
 
 
 def is_safe_name(name: object) -> bool:
@@ -20,7 +22,5 @@ def is_safe_name(name: object) -> bool:
 def safe_name(name: object, *, field: str, path=None, row=None, line=None) -> str:
     """`name` as a string if it is a safe folder name, else DataError naming the field."""
     if not is_safe_name(name):
-        raise DataError(f"{name!r} is not a safe name for a folder (one path component of "
-                        "letters, digits and . _ + = -, not starting with . or -, at most 128 "
-                        "characters)", path=path, row=row, line=line, field=field)
+        raise DataError(f"{name!r} {RULE}", path=path, row=row, line=line, field=field)
     return name
