@@ -29,6 +29,31 @@ def law_csv(rows=None) -> str:
     return "N,step,C,L\n" + "".join(f"{N},{s},{C},{L}\n" for N, s, C, L in rows)
 
 
+def cd_csv(break_merge=None) -> str:
+    """A law table with C and D, 512 prompts and 6e4 x N FLOPs a step (phi = C/(N D) = 117 for
+    every size); `break_merge(frame)` returns it broken as a bad merge of C and D would be."""
+    frame = pd.DataFrame([(N, step, 6 * N * 1e4 * step, 512.0 * step, 0.9 * step ** -0.05)
+                          for N in SIZES for step in range(1, 8)],
+                         columns=["N", "step", "C", "D", "L"])
+    return (frame if break_merge is None else break_merge(frame)).to_csv(index=False)
+
+
+def _at(frame, N, steps):
+    return (frame["N"] == N) & frame["step"].isin(steps)
+
+
+CD_TABLES = {  # file name -> how the table's C and D went wrong
+    # D missing at 3B's step 3 (a merge on step that missed one)
+    "cd_missing": lambda f: f.assign(D=f["D"].mask(_at(f, 3e9, [3]))),
+    # D shifted up one row: each size's last row carries the next size's first D
+    "cd_shifted": lambda f: f.assign(D=f["D"].shift(-1).fillna(512.0 * 8)),
+    # 3B's last two D in tokens (x 1000) rather than prompts
+    "cd_units": lambda f: f.assign(D=f["D"].mask(_at(f, 3e9, [6, 7]), f["D"] * 1000)),
+    # 1.5B's responses 5x longer than the other sizes': phi 5x theirs
+    "phi_wild": lambda f: f.assign(C=f["C"].mask(f["N"] == 1.5e9, f["C"] * 5)),
+}
+
+
 @pytest.fixture
 def files(tmp_path: Path):
     """The input files of the table below, written into tmp_path."""
@@ -51,6 +76,9 @@ def files(tmp_path: Path):
     (tmp_path / "fit_list.json").write_text("[1, 2]")
     (tmp_path / "fit_broken.json").write_text('{"law": ')
     (tmp_path / "law.csv").write_text(law_csv())
+    (tmp_path / "cd.csv").write_text(cd_csv())
+    for name, break_merge in CD_TABLES.items():
+        (tmp_path / f"{name}.csv").write_text(cd_csv(break_merge))
     (tmp_path / "inf.csv").write_text(law_csv() + "7e9,8,inf,0.5\n")
     (tmp_path / "negative_c.csv").write_text(law_csv() + "7e9,8,-1,0.5\n")
     (tmp_path / "big_loss.csv").write_text(law_csv() + "7e9,8,1e15,1.5\n")
@@ -113,6 +141,15 @@ CASES = [
     (["fit", "{d}/text_loss.csv"], "line 30, field 'L'"),
     (["predict", "{d}/inf.csv", "--protocol", "intra"], "inf.csv, line 30"),
     (["fit", "{d}/missing.csv"], "missing.csv"),
+    # C and D that disagree on steps, phi that no single value can stand for: named, not pooled
+    (["fit", "{d}/cd_missing.csv"], "C and D disagree on steps: size N=3B has C but no D at step 3"),
+    (["predict", "{d}/cd_missing.csv", "--protocol", "inter"], "size N=3B has C but no D at step 3"),
+    (["fit", "{d}/cd_shifted.csv"], "size N=500M: D falls from 3584 at step 6 to 512 at step 7"),
+    (["predict", "{d}/cd_shifted.csv", "--protocol", "inter"], "D falls from 3584"),
+    (["fit", "{d}/cd_units.csv"], "size N=3B: phi = C/(N D) at steps 6, 7 is up to"),
+    (["predict", "{d}/cd_units.csv", "--protocol", "inter"], "off the size's median 117"),
+    (["fit", "{d}/phi_wild.csv"], "phi = C/(N D) varies 5x across sizes (500M: 117, 1.5B: 586"),
+    (["predict", "{d}/phi_wild.csv", "--protocol", "inter"], "more than the 2x"),
     # import: values checked before anything is written, names kept inside --out
     (["import", "{d}/import_L7.csv", "-f", "csv", "--out", "{d}/o", "--experiment", "e"],
      "line 3"),
@@ -310,3 +347,13 @@ def test_law_table_lines_count_as_the_file_does(tmp_path):
     path.write_text(law_csv(rows))
     with pytest.raises(DataError, match=r"t\.csv, line 4, field 'C'"):
         RunTable.from_csv(path)
+
+
+def test_a_table_whose_c_and_d_agree_fits_and_forecasts(files):
+    """The checks on C and D refuse only the broken tables above: the same table intact fits,
+    records its phi, and forecasts the largest size through the joint C/D law."""
+    fit = CliRunner().invoke(app, ["fit", str(files / "cd.csv"), "--json"])
+    assert fit.exit_code == 0, fit.output
+    assert json.loads(fit.stdout)["metrics"]["phi"] == pytest.approx(6e4 / 512)
+    forecast = CliRunner().invoke(app, ["predict", str(files / "cd.csv"), "--protocol", "inter"])
+    assert forecast.exit_code == 0 and "e_form=joint" in forecast.output, forecast.output

@@ -39,7 +39,7 @@ def three_runs():
 
 def test_intervals_contain_the_truth_when_resampling_points(one_run):
     result = bootstrap(one_run, "loglinear_kn:e_form=saturating", "D", n=60, seed=0)
-    assert set(result.method.values()) == {"block-residual"}
+    assert set(result.method.values()) == {"ar1-residual"}
     intervals = result.intervals()
     for name in ("Kmax", "N0"):
         assert intervals[name]["lo"] <= TRUE[name] <= intervals[name]["hi"], (name, intervals[name])

@@ -26,6 +26,9 @@ TRUE = {
                      "Xmid": dict(zip(SIZES, [1e17, 3e17, 6e17, 1e18, 2e18, 4e18, 8e18], strict=True)),
                      "B": dict(zip(SIZES, [1.5, 1.4, 1.3, 1.2, 1.1, 1.0, 1.0], strict=True))}),
     "additive": ({}, {"E": 0.05, "A": 1e8, "alpha": 0.3, "B": 1e14, "beta": 0.25}),
+    "power_floor": ({}, {"E": dict(zip(SIZES, [0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2], strict=True)),
+                         "B": dict(zip(SIZES, [1e14, 3e14, 7e14, 1.5e15, 3e15, 7e15, 1.5e16], strict=True)),
+                         "beta": dict(zip(SIZES, [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5], strict=True))}),
 }
 
 
@@ -140,7 +143,8 @@ def test_init_refit_matches_full_fit():
 
 
 def test_registry_names():
-    assert set(LAWS) == {"loglinear_kn", "loglinear", "decomposition", "sigmoid", "additive"}
+    assert set(LAWS) == {"loglinear_kn", "loglinear", "decomposition", "sigmoid", "additive",
+                         "power_floor"}
     with pytest.raises(LawError, match="unknown law"):
         get_law("quadratic")
     with pytest.raises(LawError, match="e_form"):

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from rlscale.errors import LawError
-from rlscale.laws import FittedLaw, get_law, pooled_phi
+from rlscale.laws import FittedLaw, estimate_phi, get_law, pooled_phi
+from rlscale.laws.base import PHI_POOL_SPREAD
 from rlscale.laws.synthetic import TOKENS_PER_STEP, simulate_curves
 from rlscale.laws.validate import SATURATING_LAW, inter_model, predictive_law
 
@@ -79,3 +80,90 @@ def test_a_joint_fit_round_trips_through_json(table):
     fitted = get_law("loglinear_kn", e_form="joint", phi=pooled_phi(table)).fit(table, x="C")
     again = FittedLaw.from_json(fitted.to_json())
     assert np.allclose(again.predict(SIZES, [1e18] * 5), fitted.predict(SIZES, [1e18] * 5))
+
+
+# --- C and D must describe the same steps; one phi must be able to stand for every size ----------
+def _at(table, N, steps):
+    return (table["N"] == N) & table["step"].isin(steps)
+
+
+def _shift_d_by_a_step(table):
+    """A D table whose steps are off by one, merged on (run, step): each run's first D is gone."""
+    d = table[["run", "step", "D"]].assign(step=table["step"] + 1)
+    return table.drop(columns="D").merge(d, on=["run", "step"], how="left")
+
+
+def _d_in_tokens_late(table):
+    """7B's last steps with D in tokens (x 8000 per prompt) instead of prompts."""
+    late = _at(table, 7e9, range(50, 60))
+    return table.assign(D=table["D"].mask(late, table["D"] * 8000))
+
+
+def _swap_two_d(table):
+    """3B's D of steps 20 and 21 exchanged (rows of two files merged out of order)."""
+    out = table.copy()
+    a, b = out.index[_at(out, 3e9, [20])][0], out.index[_at(out, 3e9, [21])][0]
+    out.loc[[a, b], "D"] = out.loc[[b, a], "D"].to_numpy()
+    return out
+
+
+@pytest.mark.parametrize(("break_merge", "message"), [
+    (lambda t: t.assign(D=t["D"].mask(_at(t, 1.5e9, [7, 8]))),
+     "size N=1.5B has C but no D at steps 7, 8"),
+    (lambda t: t.assign(C=t["C"].mask(_at(t, 3e9, [30]))), "size N=3B has D but no C at step 30"),
+    (_shift_d_by_a_step, "size N=500M has C but no D at step 1 "),
+    (_swap_two_d, "size N=3B: D falls from .* at step 20 to .* at step 21 while C rises"),
+    (_d_in_tokens_late, r"size N=7B: phi = C/\(N D\) at steps 50, 51, 52, 53, 54 and 5 more is "
+                        r"up to 8000x off the size's median"),
+])
+def test_c_and_d_that_disagree_on_steps_are_named(table, break_merge, message):
+    broken = break_merge(table)
+    # (a row without C stops the C-law's forecast earlier: prepare_points names its field)
+    forecast = [lambda t: inter_model(t, None, x="C")] if broken["C"].notna().all() else []
+    for estimate in (pooled_phi, estimate_phi, *forecast):
+        with pytest.raises(LawError, match="C and D disagree on steps: " + message):
+            estimate(broken)
+
+
+def test_monotonicity_is_checked_per_run(table):
+    """Several runs of a size interleave by step: each run's C and D are checked on their own."""
+    runs = simulate_curves(D_LAW, SIZES, steps=range(1, 30), noise_std=0.002, runs=2, seed=4)
+    assert pooled_phi(runs) == pytest.approx(6 * TOKENS_PER_STEP / 512)
+    late = runs.index[(runs["run"] == runs["run"].iloc[-1]) & (runs["step"] == 29)]
+    runs.loc[late, "C"] = runs.loc[late, "C"] / 2
+    with pytest.raises(LawError, match=r"size N=14B \(run .*-r1\): C falls .* at step 28 to .* "
+                                       "at step 29 while D rises"):
+        pooled_phi(runs)
+
+
+def test_a_merge_shifted_by_a_step_inside_the_table_cannot_be_seen(table):
+    """The check's documented limit: an inner merge off by one step with a fixed batch keeps C and
+    D both cumulative and phi smooth (step s/(s+1) of the true value); nothing flags it."""
+    d = table[["run", "step", "D"]].assign(step=table["step"] - 1)
+    shifted = table.drop(columns="D").merge(d, on=["run", "step"], how="inner")
+    assert pooled_phi(shifted) < pooled_phi(table)
+
+
+@pytest.mark.parametrize(("factor", "refused"), [(1.9, False), (2.1, True)])
+def test_phi_spread_across_sizes_beyond_2x_is_refused(table, factor, refused):
+    """One size's tokens per prompt `factor` x the others': pooled up to PHI_POOL_SPREAD (2x)."""
+    assert PHI_POOL_SPREAD == 2.0
+    varied = table.assign(C=table["C"].mask(table["N"] == 3e9, table["C"] * factor))
+    if not refused:
+        assert pooled_phi(varied) == pytest.approx(pooled_phi(table) * factor ** (1 / 5))
+        return
+    for forecast in (pooled_phi, lambda t: inter_model(t, None, x="C")):
+        with pytest.raises(LawError, match=r"phi = C/\(N D\) varies 2.1x across sizes "
+                                           r"\(500M: 4.34e\+04, 1.5B: 4.34e\+04, 3B: 9.11e\+04, 7B"):
+            forecast(varied)
+    # per-size phi (the consistency check) is still fine, and so is pooling without that size
+    assert estimate_phi(varied)[3e9] == pytest.approx(2.1 * 6 * TOKENS_PER_STEP / 512)
+    assert pooled_phi(varied, [s for s in SIZES if s != 3e9]) == pytest.approx(pooled_phi(table))
+
+
+def test_the_papers_curves_pass_the_checks(shared_data):
+    """Its phi drifts within each size (up to 1.34x) and spans 1.3x across sizes: accepted."""
+    paper = pd.read_csv(shared_data / "paper" / "digitized_instruct_CD.csv")
+    phis = estimate_phi(paper)
+    assert 1.2 < max(phis.values()) / min(phis.values()) < PHI_POOL_SPREAD
+    assert 4.9e4 < pooled_phi(paper) < 5.1e4

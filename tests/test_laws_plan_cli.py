@@ -50,9 +50,15 @@ def test_data_budget_with_phi_and_bands_from_a_run_table(tmp_path, fit_json):
     table = simulate_curves(FittedLaw.from_json(fit_json), SIZES[2:], steps=range(1, 30), noise_std=0.003)
     csv = tmp_path / "runs.csv"
     table.to_csv(csv, index=False)
-    report = run_json(fit_json, "--budget-prompts", "20000", "--data", csv, "--bootstrap", "10")
+    figure = tmp_path / "bands.png"
+    report = run_json(fit_json, "--budget-prompts", "20000", "--data", csv, "--bootstrap", "10",
+                      "--plot", figure)
     assert report["phi"] == pytest.approx(float(np.exp(np.log(table["C"] / (table["N"] * table["D"])).mean())))
     assert all(o["L_lo"] <= o["L"] <= o["L_hi"] for o in report["options"])
+    # the frontier has the bands too (at the bootstrap's level), and the figure shades them
+    assert report["frontier_kind"] == "data" and report["frontier_level"] == 0.95
+    assert all(r["L_lo"] <= r["L"] <= r["L_hi"] for r in report["frontier"] if r["in_range"])
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_reuse_advice(tmp_path):
@@ -92,3 +98,50 @@ def test_reuse_advice_from_a_run_root(tmp_path):
     assert report["recommended_tau"] == 5
     assert "runs' final losses" in report["test"]
     assert [r["n"] for r in report["per_tau"]] == [2, 2, 2]
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_writes_a_png_and_the_json_gets_the_frontier(tmp_path, fit_json):
+    out = tmp_path / "figs" / "plan.png"
+    report = run_json(fit_json, "--budget-flops", "1e21", "--tokens-per-prompt", "8000", "--plot", out)
+    assert out.read_bytes()[:8] == PNG and out.stat().st_size > 10_000
+    assert report["frontier_kind"] == "compute" and report["frontier_level"] is None
+    rows = report["frontier"]
+    assert {r["N"] for r in rows} == set(SIZES)
+    at_ask = min({r["budget"] for r in rows}, key=lambda b: abs(np.log10(b / 1e21)))
+    assert [r["N"] for r in rows if r["budget"] == at_ask and r["optimal"]] == [report["best"]["N"]]
+    # without --plot or --frontier the output is as before
+    assert "frontier" not in run_json(fit_json, "--budget-flops", "1e21", "--tokens-per-prompt", "8000")
+
+
+def test_plot_with_a_target_loss_and_a_data_budget(tmp_path, fit_json):
+    target = tmp_path / "target.png"
+    human = CliRunner().invoke(app, ["plan", str(fit_json), "--target-loss", "0.1", "--tokens-per-prompt",
+                                     "8000", "--budget-range", "1e15,1e27", "--plot", str(target)])
+    assert human.exit_code == 0, human.output
+    assert target.read_bytes()[:8] == PNG
+    assert "frontier" in human.output and str(target.name) in human.output
+    data = tmp_path / "data.png"
+    report = run_json(fit_json, "--budget-prompts", "20000", "--tokens-per-prompt", "8000",
+                      "--plot", data)
+    assert data.read_bytes()[:8] == PNG and report["frontier_kind"] == "data"
+    frontier = run_json(fit_json, "--budget-prompts", "20000", "--tokens-per-prompt", "8000",
+                        "--frontier")
+    assert len(frontier["frontier"]) == len(report["frontier"])
+
+
+def test_out_of_range_budgets_and_bad_figure_names_are_clear_errors(tmp_path, fit_json):
+    out = tmp_path / "plan.png"
+    for args, message in [
+        (["--budget-flops", "1", "--plot", str(out)], "outside the range"),
+        (["--budget-flops", "1e21", "--budget-range", "1e2,1e3", "--plot", str(out)], "outside the range"),
+        (["--budget-flops", "1e21", "--budget-range", "1e22,1e20", "--frontier"], "LOW,HIGH"),
+        (["--budget-flops", "1e21", "--plot", str(tmp_path / "plan.xyz")], ".png"),
+    ]:
+        result = CliRunner().invoke(app, ["plan", str(fit_json), "--tokens-per-prompt", "8000", *args])
+        assert result.exit_code == 2, result.output
+        assert message in result.output and "Traceback" not in result.output
+        assert not out.exists() and not (tmp_path / "plan.xyz").exists()
+    assert list(tmp_path.iterdir()) == []  # no half-written figure either

@@ -10,21 +10,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-_UNITS = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
+from rlscale import units
 
 
 def parse_sizes(text: str | None) -> list[float] | None:
-    """'0.5B,1.5B,3e9' -> [5e8, 1.5e9, 3e9]."""
-    if not text:
-        return None
-    sizes = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        scale = _UNITS.get(item[-1].upper())
-        try:
-            sizes.append(float(item[:-1]) * scale if scale else float(item))
-        except ValueError:
-            raise typer.BadParameter(f"size '{item}' is not a number (e.g. 5e8 or 0.5B)") from None
-    return sizes
+    """`rlscale.units.parse_sizes` ('0.5B,1.5B,3e9' -> [5e8, 1.5e9, 3e9]) for a CLI option: a bad
+    size is a typer.BadParameter. `rlscale plan` and `rlscale predict` use it too."""
+    try:
+        return units.parse_sizes(text)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
 
 
 def fit(
@@ -75,8 +70,6 @@ def fit(
 
 
 def print_fit(console: Console, fitted) -> None:
-    from rlscale.laws import format_size
-
     m = fitted.metrics
     console.print(f"[bold]{fitted.law}[/bold] on {fitted.x}  ({fitted.options}), "
                   f"{m['n_points']} points, {m['n_sizes']} sizes")
@@ -95,7 +88,7 @@ def print_fit(console: Console, fitted) -> None:
         columns.append("k(N)")
     table = Table(*columns, "R^2 (in-sample)", title="per size")
     for size in sizes:
-        row = [format_size(size)] + [f"{per_size[name][size]:.6g}" for name in per_size]
+        row = [units.format_size(size)] + [f"{per_size[name][size]:.6g}" for name in per_size]
         if has_k:
             row.append(f"{float(fitted.k(size)):.5f}")
         table.add_row(*row, f"{m['r2_per_size'].get(size, float('nan')):.4f}")

@@ -3,6 +3,7 @@ size for a budget or a target loss; `rlscale plan --reuse TAU.csv`: how much dat
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -28,14 +29,25 @@ def plan(
     reuse: Path = typer.Option(None, help="A tau experiment (CSV: tau, step, L[, run]): reuse advice."),
     alpha: float = typer.Option(0.05, help="--reuse: significance level of the test."),
     final_fraction: float = typer.Option(0.1, help="--reuse: final share of steps averaged."),
+    plot: Path = typer.Option(None, "--plot", help="Write a figure (PNG, PDF, SVG by suffix): predicted L "
+                                                  "against budget per size, bands, the frontier."),
+    with_frontier: bool = typer.Option(False, "--frontier", help="Also the frontier: the best size "
+                                                                 "per budget on a grid (in --json)."),
+    budget_range: str = typer.Option(None, help="The frontier's budgets 'LOW,HIGH' (FLOPs, or prompts "
+                                                "with --budget-prompts; default: around the asked "
+                                                "budget and the data)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ):
     """Plan a run from a fitted law, or advise on data reuse from a tau experiment."""
     from rlscale.commands.fit import parse_sizes
     from rlscale.commands.predict import to_json
+    from rlscale.laws.plan import plan_from_files
 
     console = Console(stderr=as_json)
     if reuse is not None:
+        if plot is not None or with_frontier or budget_range is not None:
+            raise typer.BadParameter("--plot, --frontier and --budget-range are for a plan from "
+                                     "FIT.json, not --reuse")
         report = _reuse(reuse, alpha, final_fraction)
     else:
         goals = {"compute": budget_flops, "data": budget_prompts, "target_loss": target_loss}
@@ -47,69 +59,47 @@ def plan(
         span = parse_sizes(size_range)
         if span is not None and len(span) != 2:
             raise typer.BadParameter("--size-range is LOW,HIGH")
-        report = _plan(fit_json, goal, value, parse_sizes(sizes), span, tokens_per_prompt, data,
-                       bootstrap, seed, prompts_per_step)
+        budgets = _parse_range(budget_range)
+        if plot is not None:
+            from rlscale.report.plan_figure import figure_format
+
+            figure_format(plot)  # a bad name is refused before any work
+        result = plan_from_files(fit_json, goal, value, sizes=parse_sizes(sizes), size_range=span,
+                                 tokens_per_prompt=tokens_per_prompt, data=data, bootstrap_n=bootstrap,
+                                 seed=seed, prompts_per_step=prompts_per_step,
+                                 with_frontier=with_frontier or plot is not None,
+                                 budget_range=budgets, progress=True)
+        if plot is not None:
+            from rlscale.report.plan_figure import plan_figure
+
+            plan_figure(result.frontier, result, plot)
+        report = result.to_dict()
     if as_json:
         typer.echo(to_json(report))
     elif reuse is not None:
         print_reuse(console, report)
     else:
         print_plan(console, report)
+        if "frontier" in report:
+            print_frontier(console, report)
+    if plot is not None:
+        console.print(f"figure: {plot}")
 
 
-def _plan(fit_json, goal, value, sizes, span, tokens_per_prompt, data, n_boot, seed, prompts_per_step):
-    import json
-
-    from rlscale.errors import LawError
-    from rlscale.laws import FittedLaw, load_law_table
-    from rlscale.laws.base import pooled_phi
-    from rlscale.laws.bootstrap import BootstrapResult, bootstrap
-    from rlscale.laws.plan import plan as make_plan
-
+def _parse_range(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
     try:
-        content = json.loads(Path(fit_json).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise LawError(f"{fit_json}: not a readable fitted-law JSON ({err})") from None
-    boot = BootstrapResult.from_dict(content) if "replicates" in content else None
-    fitted = boot.fitted if boot else FittedLaw.from_dict(content)
-    phi = None
-    if data is not None:
-        table = load_law_table(data)
-        if tokens_per_prompt is None:
-            phi = pooled_phi(table)  # one phi for all sizes (None without both C and D)
-        if n_boot:
-            boot = bootstrap(table, fitted.estimator(), fitted.x, n=n_boot, seed=seed, progress=True)
-    elif n_boot:
-        raise LawError("--bootstrap needs --data (the runs to resample)")
-    result = make_plan(fitted, goal, value, sizes=sizes, phi=phi, tokens_per_prompt=tokens_per_prompt,
-                       prompts_per_step=prompts_per_step, bootstrap=boot,
-                       size_range=tuple(span) if span else None)
-    return result.to_dict()
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"--budget-range is LOW,HIGH (two numbers), got {text!r}") from None
+    return low, high
 
 
 def _reuse(path: Path, alpha: float, final_fraction: float) -> dict:
-    from rlscale.laws.plan import reuse_advice
+    from rlscale.laws.plan import load_tau_table, reuse_advice
 
     return reuse_advice(load_tau_table(path), alpha=alpha, final_fraction=final_fraction).to_dict()
-
-
-def load_tau_table(path: Path):
-    """A tau experiment as rows (tau, run, step, L): a CSV, or a run root whose runs' meta has tau."""
-    import pandas as pd
-
-    from rlscale.errors import DataError
-
-    if path.is_dir():
-        from rlscale.runs import RunTable
-
-        runs = RunTable.load(path)
-        table = runs.law_table()
-        tau = runs.df.drop_duplicates("run").set_index("run")["tau"]
-        return table.assign(tau=table["run"].map(tau))
-    try:
-        return pd.read_csv(path)
-    except (OSError, ValueError) as err:
-        raise DataError(f"cannot read the tau table ({err})", path=path) from None
 
 
 def _fmt(value, spec=".4g") -> str:
@@ -144,6 +134,26 @@ def print_plan(console: Console, report: dict) -> None:
                       f"D {_fmt(c['D'], '.4g')}, steps {_fmt(c['steps'], '.4g')})")
     for note in report["notes"]:
         console.print(f"[yellow]note:[/yellow] {note}")
+
+
+def print_frontier(console: Console, report: dict, rows: int = 9) -> None:
+    """The optimal size at a few budgets of the frontier's grid (all of it is in --json)."""
+    from rlscale.laws import format_size
+
+    unit = "C (FLOPs)" if report["frontier_kind"] == "compute" else "D (prompts)"
+    per_budget = list({r["budget"]: r for r in report["frontier"]}.values())
+    step = max(1, math.ceil(len(per_budget) / rows))
+    shown = per_budget[::step] + ([per_budget[-1]] if (len(per_budget) - 1) % step else [])
+    level = report["frontier_level"]
+    table = Table(unit, "best N", "L", "continuous N", "L", title="frontier: the best size per budget"
+                  + (f" (bands at {level:.0%} in --json)" if level else ""))
+    for r in shown:
+        table.add_row(f"{r['budget']:.3g}", format_size(r["best_N"]) if r["best_N"] else "-",
+                      _fmt(r["best_L"]), format_size(r["N_opt"]) if r["N_opt"] else "-",
+                      _fmt(r["L_opt"]))
+    console.print(table)
+    for note in report["frontier_notes"]:
+        console.print(f"[yellow]frontier note:[/yellow] {note}")
 
 
 def print_reuse(console: Console, report: dict) -> None:

@@ -1,5 +1,7 @@
 """`rlscale predict DATA --protocol inter|intra|loso`: fit on part of the data, predict the rest,
-report errors on the held-out points only (MAPE, RMSE, R^2 per held-out size and overall)."""
+report errors on the held-out points only (MAPE, RMSE, R^2 per held-out size and overall).
+`rlscale predict RUN_DIR --until STEP` (or --until-compute / --until-data): forecast the rest of a
+run in progress from its own points (and a fitted ladder), with a band and a drift check."""
 
 from __future__ import annotations
 
@@ -26,9 +28,18 @@ DEFAULT_LAWS = {
 def predict(
     data: Path = typer.Argument(..., help="A run root (or run dir) or a CSV with N, C and/or D, L "
                                           "[, run, step]."),
-    protocol: str = typer.Option(..., help="inter (fit smaller sizes, predict the target size), intra "
-                                           "(fit the first fraction of each curve, predict the rest) or "
-                                           "loso (leave one size out, compare laws)."),
+    protocol: str = typer.Option(None, help="inter (fit smaller sizes, predict the target size), intra "
+                                            "(fit the first fraction of each curve, predict the rest) or "
+                                            "loso (leave one size out, compare laws)."),
+    until: float = typer.Option(None, help="Forecast a run in progress (DATA: one run directory) up "
+                                           "to this step."),
+    until_compute: float = typer.Option(None, help="... or up to this compute C (FLOPs)."),
+    until_data: float = typer.Option(None, help="... or up to this many prompts D."),
+    ladder: Path = typer.Option(None, help="With --until: a fitted ladder law (rlscale fit -o FIT.json) "
+                                           "whose k(N) gives the run's slope (its intercept is "
+                                           "fitted on the run)."),
+    check_last: int = typer.Option(3, min=0, help="With --until: the last K points are held back "
+                                                  "to check the forecast (drift check)."),
     law: list[str] = typer.Option(None, help="Law, optionally with options: loglinear_kn, "
                                              "'loglinear_kn:e_form=saturating', additive, ... Repeat "
                                              "for loso. Default: inter the joint C/D law for C when the "
@@ -54,10 +65,28 @@ def predict(
     --refit-intercept, labelled as partially in-sample)."""
     from rlscale.commands.fit import parse_sizes
     from rlscale.laws import LawWarning, load_law_table
+    from rlscale.laws.validate import run_protocol
 
     console = Console(stderr=as_json)
+    targets = {"step": until, "C": until_compute, "D": until_data}
+    given = {kind: value for kind, value in targets.items() if value is not None}
+    if given:
+        if protocol is not None or len(given) > 1:
+            raise typer.BadParameter("give one of --until, --until-compute, --until-data, and no "
+                                     "--protocol (a forecast is not a validation protocol)")
+        (kind, value), = given.items()
+        report = _forecast(data, kind, value, x, ladder, check_last, bootstrap or 200, seed,
+                           warmup, eval_set)
+        if as_json:
+            typer.echo(to_json(report))
+        else:
+            print_forecast(console, report)
+        return
+    if ladder is not None:
+        raise typer.BadParameter("--ladder applies to a forecast (--until ...)")
     if protocol not in PROTOCOLS:
-        raise typer.BadParameter(f"protocol must be one of {', '.join(PROTOCOLS)}")
+        raise typer.BadParameter(f"protocol must be one of {', '.join(PROTOCOLS)} (or forecast a "
+                                 "run with --until STEP)")
     if bootstrap and protocol == "loso":
         raise typer.BadParameter("--bootstrap applies to the inter and intra protocols")
     key = "inter_refit" if protocol == "inter" and refit_intercept else protocol
@@ -77,47 +106,52 @@ def predict(
         print_report(console, report)
 
 
-def run_protocol(table, protocol, laws, x, *, fraction=0.25, target=None, refit_intercept=False,
-                 warmup=0, bootstrap_n=0, seed=0, level=0.95) -> dict:
-    """The JSON report of one protocol: the result's fields (law, params, heldout, ...), plus
-    `fully_out_of_sample` for inter --refit-intercept and `bootstrap` (intervals, coverage)."""
-    from rlscale.errors import LawError
-    from rlscale.laws.validate import inter_model, intra_run, leave_one_size_out
+def _forecast(data, kind, value, x, ladder, check_last, n, seed, warmup, eval_set) -> dict:
+    from rlscale.laws import FittedLaw, load_law_table
+    from rlscale.laws.forecast import forecast_run
 
-    if protocol == "loso":
-        return leave_one_size_out(table, laws, x, refit_intercept=refit_intercept,
-                                  warmup=warmup).to_dict()
-    if len(laws) != 1:
-        raise LawError(f"--protocol {protocol} takes one --law, got {len(laws)}")
-    if protocol == "intra":
-        result = intra_run(table, laws[0], x, fraction=fraction, warmup=warmup)
-    else:
-        result = inter_model(table, laws[0], x, target=target, refit_intercept=refit_intercept,
-                             warmup=warmup)
-    report = result.to_dict()
-    if protocol == "inter" and refit_intercept:
-        oos_law = _parametric_counterpart(laws[0])
-        try:
-            report["fully_out_of_sample"] = inter_model(table, oos_law, x, target=target,
-                                                        warmup=warmup).to_dict()
-        except LawError as err:
-            report["fully_out_of_sample"] = {"law": oos_law or "predictive", "error": str(err)}
-    if bootstrap_n:
-        report["bootstrap"] = _bootstrap_report(table, result, x, bootstrap_n, seed, level, warmup)
-    return report
+    x = kind if kind in ("C", "D") else x
+    fitted = FittedLaw.from_json(ladder) if ladder is not None else None
+    table = load_law_table(data, eval_set=eval_set)
+    return forecast_run(table, value, kind=kind, x=x, ladder=fitted, check_last=check_last,
+                        n=n, seed=seed, warmup=warmup).to_dict()
 
 
-def _parametric_counterpart(spec: str) -> str | None:
-    """The fully out-of-sample twin of the refit-intercept law: plain loglinear_kn gets the
-    default predictive law (None: joint C/D or saturating E(N)), loglinear_kn with options a
-    saturating E(N); any other law is used as it is."""
-    name, _, options = spec.partition(":")
-    if name != "loglinear_kn":
-        return spec
-    if not options:
-        return None
-    kept = [item for item in options.split(",") if item and not item.startswith("e_form")]
-    return f"{name}:{','.join([*kept, 'e_form=saturating'])}"
+def print_forecast(console: Console, report: dict) -> None:
+    from rlscale.laws import format_size
+
+    t = report["target"]
+    console.print(f"[bold]forecast[/bold] of the {format_size(report['N'])} run along {report['x']}: "
+                  f"{report['law']}")
+    table = Table("step", report["x"], "L predicted", f"{report['level']:.0%} band",
+                  title="the rest of the run")
+    for row in report["path"]:
+        table.add_row(f"{row['step']:g}", f"{row['X']:.4g}", f"{row['L_pred']:.4f}",
+                      f"[{row['lo']:.4f}, {row['hi']:.4f}]")
+    console.print(table)
+    where = f"step {t['step']:g}" if t["kind"] == "step" else \
+        f"{t['kind']} = {t['value']:.4g} (about step {t['step']:.0f})"
+    console.print(f"at {where}: L = [bold]{t['L_pred']:.4f}[/bold] in [{t['lo']:.4f}, "
+                  f"{t['hi']:.4f}]")
+    own = report.get("own_line")
+    if own:
+        console.print(f"the run's own line instead: L = {own['L_pred']:.4f} in [{own['lo']:.4f}, "
+                      f"{own['hi']:.4f}]")
+    check = report["check"]
+    if check:
+        outside = [f"{s:g}" for s, ok in zip(check["steps"], check["inside"], strict=True) if not ok]
+        if check["drifting"]:
+            console.print(f"[red]drift:[/red] the last {check['points']} points (steps "
+                          f"{', '.join(outside)}) all fall outside the band forecast without them: "
+                          "the run is leaving this law")
+        elif outside:
+            console.print(f"[yellow]check:[/yellow] of the last {check['points']} points, steps "
+                          f"{', '.join(outside)} fall outside the band forecast without them")
+        else:
+            console.print(f"check: the last {check['points']} points fall inside the band "
+                          "forecast without them")
+    for note in report["notes"]:
+        console.print(f"[yellow]note:[/yellow] {note}")
 
 
 def to_json(report: dict) -> str:
@@ -135,29 +169,6 @@ def to_json(report: dict) -> str:
         return value
 
     return json.dumps(clean(report))
-
-
-def _bootstrap_report(table, result, x, n, seed, level, warmup) -> dict:
-    from rlscale.laws.bootstrap import bootstrap, coverage, describe_method
-    from rlscale.laws.validate import resolve_law
-
-    # Resample the training part: its raw rows where runs and steps are known (so whole runs can
-    # be drawn), else its curve points.
-    train = result.train
-    if "step" in table.columns and table["step"].notna().all():
-        keys = train.to_frame()[["N", "step"]]
-        train = table.merge(keys, on=["N", "step"], how="inner")
-    boot = bootstrap(train, resolve_law(result.law), x, n=n, seed=seed, level=level, warmup=warmup,
-                     progress=True)
-    if result.in_sample_parameters:  # the refit-intercept variant: refit E(target) in every replicate
-        from rlscale.laws import prepare_points
-
-        target_points = prepare_points(table, x, warmup=warmup, sizes=[result.heldout["N"].iloc[0]])
-        boot = boot.map(lambda fitted: fitted.refit_intercepts(target_points))
-    return {"n": len(boot.replicates), "failed": boot.n_failed, "seed": seed, "level": level,
-            "resampling": describe_method(boot),
-            "intervals": boot.intervals(sorted({*result.train_sizes, *result.heldout["N"]})),
-            "coverage": coverage(boot, result.heldout)}
 
 
 def print_report(console: Console, report: dict) -> None:

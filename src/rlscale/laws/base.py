@@ -20,6 +20,7 @@ from scipy.optimize import least_squares
 
 from rlscale.errors import DataError, LawError
 from rlscale.files import atomic_write_text
+from rlscale.units import format_size, size_key  # also re-exported: `from rlscale.laws.base import`
 
 X_COLUMNS = ("C", "D", "T")
 SPACES = ("linear", "log")
@@ -28,19 +29,6 @@ LOSSES = ("linear", "huber")
 
 class LawWarning(UserWarning):
     """The fit ran but the data make a result doubtful (a flat curve, a parameter on a bound)."""
-
-
-def size_key(N: float) -> str:
-    """How a model size is written as a JSON key (as in the paper's reference.json: '500000000.0')."""
-    return repr(float(N))
-
-
-def format_size(N: float) -> str:
-    """A short human label for a size: 5e+08 -> '0.5B', 1.2e6 -> '1.2M'."""
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(N) >= scale:
-            return f"{N / scale:.4g}{unit}"
-    return f"{N:.4g}"
 
 
 # --------------------------------------------------------------------------------------- points
@@ -185,31 +173,132 @@ def prepare_points(table: pd.DataFrame | Points, x: str = "C", *, warmup: int = 
                   n_runs=grouped["n_runs"].to_numpy(int), weight=equal_size_weights(N))
 
 
+# C = N D phi ties the C-law to the D-law; one table's C and D must agree for phi to mean anything.
+# Within a size phi is the running mean of 6 x tokens per prompt: it drifts as responses lengthen
+# (the paper's Instruct curves: at most 1.34x from a size's first row to its last, every row within
+# 1.2x of its size's median), so a row 10x off its size's median is C and D from different rows or
+# in different units, not a drift.
+PHI_ROW_SPREAD = 10.0
+# Across sizes the pooled phi stands in for each size's own (the joint C-law of an unseen size).
+# With a spread max/min <= 2 every size's phi is within sqrt(2) of the pooled (geometric-mean)
+# value, which moves that law's log10 L by at most k log10(sqrt 2) ~ 0.02 (4.6% in L at the
+# paper's Kmax 0.133), the size of the paper's own joint 72B error (5.3%); beyond 2x the pooling
+# error alone would outweigh it. Measured: the paper's Instruct sizes span 1.3x, the miniature's 0.3%.
+PHI_POOL_SPREAD = 2.0
+
+
+def _where(rows: pd.DataFrame, limit: int = 5) -> str:
+    """'step 7' / 'steps 3, 7, 9 and 2 more' (or rows of the table when it has no steps)."""
+    if "step" in rows.columns and rows["step"].notna().all():
+        name, values = "step", [f"{v:g}" for v in rows["step"]]
+    else:
+        name, values = "row", [str(i) for i in rows.index]
+    more = f" and {len(values) - limit} more" if len(values) > limit else ""
+    return f"{name}{'s' if len(values) > 1 else ''} {', '.join(values[:limit])}{more}"
+
+
+def check_c_d_agree(table: pd.DataFrame) -> None:
+    """Raise LawError unless the table's C and D describe the same steps, size by size: both
+    given on the same rows (step 0 may have neither), both cumulative (non-decreasing in step,
+    per run), and C/(N D) within PHI_ROW_SPREAD of the size's median on every row. These are
+    what a broken merge of a C table and a D table looks like: a merge shifted by a step leaves
+    D missing at one end, a shift by a row carries the next size's (smaller) D onto a size's last
+    row, D in tokens instead of prompts on some rows moves phi by orders of magnitude. (An inner
+    merge shifted by one step with a fixed batch stays consistent: no check on the values sees it.)
+    Sizes with no row carrying both C and D are not checked (no phi is estimated for them)."""
+    df = table.reset_index(drop=True)
+    C = pd.to_numeric(df["C"], errors="coerce")
+    D = pd.to_numeric(df["D"], errors="coerce")
+    has_C, has_D = (C > 0) & np.isfinite(C), (D > 0) & np.isfinite(D)
+    steps = pd.to_numeric(df["step"], errors="coerce") if "step" in df.columns else None
+    prefix = "C and D disagree on steps: size N="
+    for size, rows in df.groupby("N", sort=True):
+        name = format_size(float(size))
+        both = has_C[rows.index] & has_D[rows.index]
+        if not both.any():
+            continue
+        for have, lack in (("C", "D"), ("D", "C")):
+            only = (has_C if have == "C" else has_D)[rows.index] & ~both
+            if only.any():
+                raise LawError(f"{prefix}{name} has {have} but no {lack} at "
+                               f"{_where(rows[only])} (both at its other steps); C and D must "
+                               "come from the same step records (a merge shifted by a step, or "
+                               f"{lack} missing on some rows?)")
+        if steps is not None:
+            groups = rows.groupby("run", sort=False) if "run" in rows.columns else [(None, rows)]
+            for run, group in groups:
+                group = group[both[group.index]]
+                order = steps[group.index]
+                if order.isna().any() or order.duplicated().any():
+                    continue  # no steps, or several runs without a run column: no order to check
+                group = group.loc[order.sort_values(kind="stable").index]
+                for column, other in (("D", "C"), ("C", "D")):
+                    values = pd.to_numeric(group[column]).to_numpy(float)
+                    falls = np.flatnonzero(values[1:] < values[:-1] * (1 - 1e-9))
+                    if len(falls):
+                        i = int(falls[0])
+                        before, after = group.iloc[i], group.iloc[i + 1]
+                        rises = "rises" if float(after[other]) >= float(before[other]) else "falls too"
+                        several = run is not None and rows["run"].nunique() > 1
+                        in_run = f" (run {run})" if several else ""
+                        raise LawError(f"{prefix}{name}{in_run}: {column} falls from "
+                                       f"{float(before[column]):g} at step {float(before['step']):g} "
+                                       f"to {float(after[column]):g} at step "
+                                       f"{float(after['step']):g} while {other} {rises}; both are "
+                                       "cumulative over the same steps (rows of C and D merged "
+                                       "out of line?)")
+        log_phi = np.log10(C[rows.index][both] / (float(size) * D[rows.index][both]))
+        median = float(np.median(log_phi))
+        off = (log_phi - median).abs() > math.log10(PHI_ROW_SPREAD)
+        if off.any():
+            worst = float(10.0 ** (log_phi[off] - median).abs().max())
+            raise LawError(f"{prefix}{name}: phi = C/(N D) at {_where(rows.loc[off[off].index])} "
+                           f"is up to {worst:.0f}x off the size's median {10.0**median:.3g} "
+                           f"(more than {PHI_ROW_SPREAD:g}x); C and D from different rows or in "
+                           "different units?")
+
+
 def estimate_phi(table: pd.DataFrame) -> dict[float, float]:
     """phi = C / (N D) per size: the geometric mean over the size's rows with C, D > 0 (the laws
     live in log space, so the log of phi is what is averaged). C = N D phi ties the C-law to the
-    D-law (laws.consistency, the joint form of loglinear_kn)."""
+    D-law (laws.consistency, the joint form of loglinear_kn). Raises LawError where C and D do
+    not describe the same steps (`check_c_d_agree`)."""
     missing = [c for c in ("N", "C", "D") if c not in table.columns]
     if missing:
         raise LawError(f"estimating phi = C/(N D) needs columns N, C and D; missing {', '.join(missing)}")
-    rows = table[(table["C"] > 0) & (table["D"] > 0)]  # NaN compares False: dropped too
+    check_c_d_agree(table)
+    C = pd.to_numeric(table["C"], errors="coerce")
+    D = pd.to_numeric(table["D"], errors="coerce")
+    rows = table[(C > 0) & (D > 0)]  # NaN compares False: dropped too
     if rows.empty:
         raise LawError("no row has both C > 0 and D > 0 to estimate phi = C/(N D)")
-    log_phi = np.log10(rows["C"] / (rows["N"] * rows["D"]))
+    log_phi = np.log10(C[rows.index] / (rows["N"] * D[rows.index]))
     return {float(n): float(10.0 ** g.mean()) for n, g in log_phi.groupby(rows["N"])}
 
 
 def pooled_phi(table: pd.DataFrame, sizes=None) -> float | None:
     """One phi for all sizes (the geometric mean of the per-size values, so every size counts
     once), over `sizes` only if given; None when the table lacks C or D. The miniature's phi is
-    the same for every size within 0.3%; the paper's varies 43K-56K (0.5B-72B)."""
+    the same for every size within 0.3%; the paper's varies 43K-56K (0.5B-72B, 1.3x). Raises
+    LawError where the per-size values span more than PHI_POOL_SPREAD (one phi is then no
+    stand-in for every size's) or C and D disagree on steps (`check_c_d_agree`)."""
     if not {"N", "C", "D"} <= set(table.columns):
         return None
     if sizes is not None:
         table = table[table["N"].isin(_match_sizes(np.unique(table["N"].to_numpy(float)), sizes))]
-    if not ((table["C"] > 0) & (table["D"] > 0)).any():
+    C = pd.to_numeric(table["C"], errors="coerce")
+    D = pd.to_numeric(table["D"], errors="coerce")
+    if not ((C > 0) & (D > 0)).any():
         return None
-    return float(10.0 ** np.mean(np.log10(list(estimate_phi(table).values()))))
+    phis = estimate_phi(table)
+    low, high = min(phis.values()), max(phis.values())
+    if high > PHI_POOL_SPREAD * low:
+        listed = ", ".join(f"{format_size(n)}: {p:.3g}" for n, p in sorted(phis.items()))
+        raise LawError(f"phi = C/(N D) varies {high / low:.3g}x across sizes ({listed}), more than "
+                       f"the {PHI_POOL_SPREAD:g}x within which one pooled phi may stand for every "
+                       "size: C cannot be tied to D by one phi (check each size's tokens per "
+                       "prompt; fit on D (--x D), or drop the D column to fit C alone)")
+    return float(10.0 ** np.mean(np.log10(list(phis.values()))))
 
 
 def load_law_table(source, *, eval_set: str | None = None) -> pd.DataFrame:
@@ -423,22 +512,33 @@ def _check_fitted(fitted: FittedLaw) -> None:
         raise LawError(f"fitted-law JSON: {fitted.law} gives no finite positive loss at its sizes")
 
 
+def prediction_errors(observed, predicted) -> dict[str, Any]:
+    """n, MAPE (a fraction: 0.02 = 2%), RMSE and R^2 (around the observed mean; nan if the
+    observed values do not vary) of predictions of a set of points; nan for no points.
+    The one definition: the fit metrics (`compute_metrics`) and held-out errors use it."""
+    obs, pred = np.asarray(observed, float), np.asarray(predicted, float)
+    resid = pred - obs
+    ss_tot = float(np.sum((obs - obs.mean()) ** 2)) if obs.size else 0.0
+    return {
+        "n": int(obs.size),
+        "mape": float(np.mean(np.abs(resid) / obs)) if obs.size else math.nan,
+        "rmse": float(np.sqrt(np.mean(resid**2))) if obs.size else math.nan,
+        "r2": 1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else math.nan,
+    }
+
+
 def compute_metrics(points: Points, predicted: np.ndarray, *, objective: float | None = None,
                     ) -> dict[str, Any]:
     """R^2 (pooled, in linear L), RMSE, MAPE, size-weighted MSE and R^2 per size."""
     residual = predicted - points.L
-
-    def r2(observed, fitted):
-        total = float(np.sum((observed - observed.mean()) ** 2))
-        return 1.0 - float(np.sum((fitted - observed) ** 2)) / total if total > 0 else float("nan")
-
+    pooled = prediction_errors(points.L, predicted)
     index = points.size_index
-    per_size = {float(s): r2(points.L[index == i], predicted[index == i])
+    per_size = {float(s): prediction_errors(points.L[index == i], predicted[index == i])["r2"]
                 for i, s in enumerate(points.sizes)}
     metrics = {
-        "r2": r2(points.L, predicted),
-        "rmse": float(np.sqrt(np.mean(residual**2))),
-        "mape": float(np.mean(np.abs(residual) / points.L)),
+        "r2": pooled["r2"],
+        "rmse": pooled["rmse"],
+        "mape": pooled["mape"],
         "mse": float(np.average(residual**2, weights=points.weight)),
         "r2_per_size": per_size,
         "n_points": len(points),

@@ -13,6 +13,7 @@ import pandas as pd
 
 from rlscale.errors import LawError
 from rlscale.laws.base import FittedLaw
+from rlscale.units import training_flops
 
 PROMPTS_PER_STEP = 512
 # 4096 sequences x ~900 prompt+response tokens: matches the digitized Instruct C/D curves
@@ -25,7 +26,7 @@ def recipe_axes(N: float, steps: np.ndarray, *, tokens_per_step: float = TOKENS_
     """Cumulative D, T and C after each step for a model of size N."""
     steps = np.asarray(steps, dtype=float)
     tokens = steps * tokens_per_step
-    return {"D": steps * prompts_per_step, "T": tokens, "C": 6.0 * N * tokens}
+    return {"D": steps * prompts_per_step, "T": tokens, "C": training_flops(N, tokens)}
 
 
 def simulate_curves(fitted: FittedLaw, sizes, *, steps=range(1, 106), noise_std=0.0, runs: int = 1,

@@ -28,6 +28,7 @@ from rlscale.laws.base import (
     format_size,
     get_law,
     pooled_phi,
+    prediction_errors,
     prepare_points,
     size_key,
 )
@@ -109,17 +110,9 @@ def predictive_law(table, x: str, sizes=None) -> str:
 # --- curve points and errors ----------------------------------------------------------------------
 
 def errors(observed, predicted) -> dict:
-    """MAPE (a fraction, as in the fit metrics: 0.02 = 2%), RMSE and R^2 (around the observed
-    mean) of a set of held-out points."""
-    obs, pred = np.asarray(observed, float), np.asarray(predicted, float)
-    resid = pred - obs
-    ss_tot = float(np.sum((obs - obs.mean()) ** 2)) if obs.size else 0.0
-    return {
-        "n": int(obs.size),
-        "mape": float(np.mean(np.abs(resid) / obs)) if obs.size else math.nan,
-        "rmse": float(np.sqrt(np.mean(resid**2))) if obs.size else math.nan,
-        "r2": 1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else math.nan,
-    }
+    """n, MAPE (a fraction, as in the fit metrics: 0.02 = 2%), RMSE and R^2 (around the observed
+    mean) of a set of held-out points: `laws.base.prediction_errors`, the one definition."""
+    return prediction_errors(observed, predicted)
 
 
 def heldout_report(points: pd.DataFrame) -> dict:
@@ -300,3 +293,65 @@ def _loso_fold(points: Points, law, size: float, refit: bool) -> ValidationResul
         _require_unseen_sizes(fitted, law, size)
     return _result("loso", law, fitted, train, points.for_sizes([size]),
                    [f"E({format_size(size)})"] if refit else [])
+
+
+# --- one protocol as the CLI reports it ---------------------------------------------------------
+
+def run_protocol(table, protocol, laws, x, *, fraction=0.25, target=None, refit_intercept=False,
+                 warmup=0, bootstrap_n=0, seed=0, level=0.95) -> dict:
+    """The JSON report of one protocol: the result's fields (law, params, heldout, ...), plus
+    `fully_out_of_sample` for inter --refit-intercept and `bootstrap` (intervals, coverage)."""
+    if protocol == "loso":
+        return leave_one_size_out(table, laws, x, refit_intercept=refit_intercept,
+                                  warmup=warmup).to_dict()
+    if len(laws) != 1:
+        raise LawError(f"--protocol {protocol} takes one --law, got {len(laws)}")
+    if protocol == "intra":
+        result = intra_run(table, laws[0], x, fraction=fraction, warmup=warmup)
+    else:
+        result = inter_model(table, laws[0], x, target=target, refit_intercept=refit_intercept,
+                             warmup=warmup)
+    report = result.to_dict()
+    if protocol == "inter" and refit_intercept:
+        oos_law = parametric_counterpart(laws[0])
+        try:
+            report["fully_out_of_sample"] = inter_model(table, oos_law, x, target=target,
+                                                        warmup=warmup).to_dict()
+        except LawError as err:
+            report["fully_out_of_sample"] = {"law": oos_law or "predictive", "error": str(err)}
+    if bootstrap_n:
+        report["bootstrap"] = protocol_bootstrap(table, result, x, bootstrap_n, seed, level, warmup)
+    return report
+
+
+def parametric_counterpart(spec: str) -> str | None:
+    """The fully out-of-sample twin of the refit-intercept law: plain loglinear_kn gets the
+    default predictive law (None: joint C/D or saturating E(N)), loglinear_kn with options a
+    saturating E(N); any other law is used as it is."""
+    name, _, options = spec.partition(":")
+    if name != "loglinear_kn":
+        return spec
+    if not options:
+        return None
+    kept = [item for item in options.split(",") if item and not item.startswith("e_form")]
+    return f"{name}:{','.join([*kept, 'e_form=saturating'])}"
+
+
+def protocol_bootstrap(table, result, x, n, seed, level, warmup) -> dict:
+    from rlscale.laws.bootstrap import bootstrap, coverage, describe_method  # imports this module
+
+    # Resample the training part: its raw rows where runs and steps are known (so whole runs can
+    # be drawn), else its curve points.
+    train = result.train
+    if "step" in table.columns and table["step"].notna().all():
+        keys = train.to_frame()[["N", "step"]]
+        train = table.merge(keys, on=["N", "step"], how="inner")
+    boot = bootstrap(train, resolve_law(result.law), x, n=n, seed=seed, level=level, warmup=warmup,
+                     progress=True)
+    if result.in_sample_parameters:  # the refit-intercept variant: refit E(target) in every replicate
+        target_points = prepare_points(table, x, warmup=warmup, sizes=[result.heldout["N"].iloc[0]])
+        boot = boot.map(lambda fitted: fitted.refit_intercepts(target_points))
+    return {"n": len(boot.replicates), "failed": boot.n_failed, "seed": seed, "level": level,
+            "resampling": describe_method(boot),
+            "intervals": boot.intervals(sorted({*result.train_sizes, *result.heldout["N"]})),
+            "coverage": coverage(boot, result.heldout)}

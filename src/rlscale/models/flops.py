@@ -9,6 +9,8 @@ figures are what an ideal engine must compute, independent of batching).
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from rlscale.units import training_flops
+
 
 @dataclass(frozen=True)
 class ModelShape:
@@ -150,5 +152,6 @@ def step_flops(
 
 
 def paper_compute(n_params: float, tokens: float) -> float:
-    """The paper's compute: C = 6 N T (N parameters, T prompt + response tokens)."""
-    return 6 * n_params * tokens
+    """The paper's compute: C = 6 N T (N parameters, T prompt + response tokens); the one
+    definition is `rlscale.units.training_flops` (the laws use it and cannot import models)."""
+    return training_flops(n_params, tokens)

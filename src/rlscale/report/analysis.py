@@ -27,6 +27,7 @@ from rlscale.report.curves import (
 PAPER_LAW = "loglinear_kn"  # log10 L = -k(N) log10 X + E(N), k(N) = Kmax / (1 + N0/N)
 INTRA_FRACTION = 0.25  # the paper's intra-run protocol fits about the first quarter of steps
 BOOTSTRAP_SAMPLES = 200
+BAND_LEVEL = 0.9  # prediction bands of the protocols; their coverage of held-out points is shown
 
 
 @dataclass
@@ -49,6 +50,8 @@ class Analysis:
     inter: dict = field(default_factory=dict)  # x -> {variant: ValidationResult}
     loso: dict = field(default_factory=dict)  # x -> LosoResult
     consistency: object | None = None  # laws.consistency.ConsistencyResult (C-law vs D-law)
+    bands: dict = field(default_factory=dict)  # (x, protocol) -> ProtocolBand (intra, inter_...)
+    rivals: dict = field(default_factory=dict)  # x -> laws.rivals.RivalsTable
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -125,12 +128,16 @@ def analyse(table, *, progress: bool = True, xs=("C", "D"),
                 x, _inter_variants(analysis, points, x, inter_model))),
             (f"{x}-law: leave-one-size-out", lambda x=x: analysis.loso.__setitem__(
                 x, _loso(analysis, points, x, leave_one_size_out))),
+            (f"{x}-law: prediction bands and their coverage", lambda x=x: _bands(
+                analysis, x, bootstrap_samples)),
+            (f"{x}-law: rival forms", lambda x=x: analysis.rivals.__setitem__(
+                x, _rivals(points, x))),
         ]
     if {"C", "D"} <= set(xs) and {"C", "D"} <= set(points.columns):
         jobs.append(("C-law vs D-law consistency", lambda: setattr(
             analysis, "consistency", _consistency(points))))
     if bootstrap_samples < 2:
-        jobs = [job for job in jobs if "bootstrap" not in job[0]]
+        jobs = [job for job in jobs if "bootstrap" not in job[0] and "bands" not in job[0]]
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   disable=not progress, transient=True) as bar:
         task = bar.add_task("fitting", total=len(jobs))
@@ -200,6 +207,55 @@ def _bootstrap(analysis: Analysis, points: pd.DataFrame, x: str, grid: np.ndarra
     result = bootstrap(points, PAPER_LAW, x=x, n=samples, seed=0)
     analysis.boot[x] = result
     analysis.k_band[x] = k_band(result, grid)
+
+
+@dataclass
+class ProtocolBand:
+    """A protocol's BAND_LEVEL prediction band on its held-out points, and how many it covers."""
+
+    protocol: str
+    x: str
+    heldout: pd.DataFrame  # N, step, X, L, L_pred, lo, hi
+    coverage: dict  # laws.bootstrap.coverage: overall, by_size, level, n
+
+
+def protocol_band(result, samples: int, level: float = BAND_LEVEL) -> ProtocolBand:
+    """Bootstrap a protocol's training part (laws.bootstrap: correlated-residual model), band its
+    held-out points and measure the coverage."""
+    from rlscale.laws.bootstrap import bootstrap, coverage
+
+    train = result.train.to_frame().rename(columns={result.train.x: result.x})
+    boot = bootstrap(train, result.law, result.x, n=samples, seed=0, level=level)
+    heldout = result.heldout.copy()
+    heldout["lo"], heldout["hi"] = boot.band(heldout["N"], heldout["X"], step=heldout["step"])
+    return ProtocolBand(result.protocol, result.x, heldout, coverage(boot, result.heldout))
+
+
+def _bands(analysis: Analysis, x: str, samples: int) -> None:
+    """Bands for the intra-run and the fully out-of-sample inter-model protocols (the ones whose
+    every parameter is fitted on the training part)."""
+    samples = max(2, min(samples, 100))  # coverage is stable from ~60 refits (tests)
+    candidates = {"intra": analysis.intra.get(x),
+                  "inter_out_of_sample": (analysis.inter.get(x) or {}).get("out_of_sample")}
+    for name, result in candidates.items():
+        if result is not None:
+            band = _attempt(analysis, f"{x}-law {name} band",
+                            lambda result=result: protocol_band(result, samples))
+            if band is not None:
+                analysis.bands[(x, name)] = band
+
+
+def _rivals(points: pd.DataFrame, x: str):
+    """The rival forms ranked on the intra-run and leave-one-size-out protocols; for the C-law of
+    a table with D, the joint C/D law is one of them."""
+    from rlscale.laws.rivals import RIVALS, rank_rivals
+    from rlscale.laws.validate import predictive_law
+
+    laws = list(RIVALS)
+    joint = predictive_law(points, x)
+    if "joint" in joint:
+        laws.insert(2, joint)
+    return rank_rivals(points, x, laws=laws, fraction=INTRA_FRACTION)
 
 
 def _inter_variants(analysis: Analysis, points: pd.DataFrame, x: str, inter_model) -> dict:

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from rlscale import units
+
 PRIMARY_EVAL_SETS = ("holdout", "heldout", "held_out", "test")
 
 
@@ -168,9 +170,9 @@ def free_slopes(points: pd.DataFrame, x: str = "C", by: str = "N", *, min_step: 
     return pd.DataFrame(rows, columns=[by, "k", "k_lo", "k_hi", "E", "r2", "n"])
 
 
+REPORT_SIZE_DIGITS = 3  # the report's size labels: '1.23B' (the CLI's, `units.format_size`: 4)
+
+
 def format_size(N: float) -> str:
-    """1.5e9 -> '1.5B', 3e6 -> '3M'."""
-    for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(N) >= scale:
-            return f"{N / scale:.3g}{unit}"
-    return f"{N:.3g}"
+    """The report's size label, `rlscale.units.format_size` to 3 digits: 1.5e9 -> '1.5B'."""
+    return units.format_size(N, digits=REPORT_SIZE_DIGITS)

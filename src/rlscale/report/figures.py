@@ -109,12 +109,28 @@ def _law_line(ax, fit, N, x_lo, x_hi, colour, *, fitted: bool = True):
         ax.plot(xs, fit.predict(np.full_like(xs, N), xs), style, color=colour, lw=1.6)
 
 
+def _band(ax, band: pd.DataFrame | None, N, colour) -> None:
+    """Shade a prediction band (columns N, X, lo, hi) for size N."""
+    if band is None or not len(band):
+        return
+    rows = band[np.isclose(band["N"], float(N), rtol=1e-6)].sort_values("X")
+    if len(rows):
+        ax.fill_between(rows["X"], rows["lo"], rows["hi"], color=colour, alpha=0.15, lw=0)
+
+
+def _band_label(coverage: dict | None) -> str:
+    return (f"{coverage['level']:.0%} band (covers {coverage['overall']:.0%} of held-out points)"
+            if coverage else "")
+
+
 def loss_curves(points: pd.DataFrame, fit=None, *, x: str = "C", fitted_sizes=None,
-                title: str | None = None) -> Figure:
+                title: str | None = None, band: pd.DataFrame | None = None,
+                coverage: dict | None = None) -> Figure:
     """L vs C (or D) per model size, log-log: run-averaged points and the law's lines.
 
     `fit` is a FittedLaw over `x`; `fitted_sizes` (default: all) are the sizes it was fitted on;
     the others are drawn dashed as predictions (the inter-model protocol, paper Fig 1-2, 4).
+    `band` (N, X, lo, hi) shades the predictions' band, `coverage` labels it.
     """
     points = _require(points, "model-ladder runs", "N", "L", x, log_x=x)
     curves = mean_curves(points, by="N", x=x)
@@ -130,6 +146,7 @@ def loss_curves(points: pd.DataFrame, fit=None, *, x: str = "C", fitted_sizes=No
                    label=format_size(N) + (" (predicted)" if held_out else ""))
         if fit is not None:
             _law_line(ax, fit, N, group[x].min(), group[x].max(), colour, fitted=not held_out)
+        _band(ax, band, N, colour)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(AXIS_LABELS[x])
@@ -137,6 +154,8 @@ def loss_curves(points: pd.DataFrame, fit=None, *, x: str = "C", fitted_sizes=No
     if fit is not None:
         ax.plot([], [], "k-", label=f"{getattr(fit, 'law', 'law')} fit")
         ax.plot([], [], "k--", label="extrapolated")
+    if band is not None and len(band):
+        ax.fill_between([], [], [], color="grey", alpha=0.15, label=_band_label(coverage))
     ax.legend(fontsize=8, ncol=2)
     _log_ticks(ax)
     return fig
@@ -175,11 +194,13 @@ def learning_efficiency(free: pd.DataFrame, k_curve=None, band: pd.DataFrame | N
 
 
 def intra_run_prediction(points: pd.DataFrame, fit, cutoff: dict, *, x: str = "C",
-                         errors: dict | None = None) -> Figure:
+                         errors: dict | None = None, band: pd.DataFrame | None = None,
+                         coverage: dict | None = None) -> Figure:
     """Fit on each run's early steps, predict the rest: filled points were fitted, hollow ones
     predicted; the law solid up to the cutoff and dashed after; held-out error in the legend.
 
-    `cutoff`: {N: last fitted step}; `errors`: {N: held-out error text}.
+    `cutoff`: {N: last fitted step}; `errors`: {N: held-out error text}; `band` (N, X, lo, hi):
+    the prediction band of the held-out points, `coverage` its measured coverage.
     """
     points = _require(points, "model-ladder runs", "N", "L", x, "step", log_x=x)
     curves = mean_curves(points, by="N", x=x)
@@ -204,6 +225,9 @@ def intra_run_prediction(points: pd.DataFrame, fit, cutoff: dict, *, x: str = "C
         if len(ahead):
             xs = np.geomspace(seen[x].max() if len(seen) else group[x].min(), group[x].max(), 40)
             ax.plot(xs, fit.predict(np.full_like(xs, N), xs), "--", color=colour, lw=1.5)
+        _band(ax, band, N, colour)
+    if band is not None and len(band):
+        ax.fill_between([], [], [], color="grey", alpha=0.15, label=_band_label(coverage))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(AXIS_LABELS[x])

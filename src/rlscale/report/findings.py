@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
 from rlscale.errors import RlscaleError
+from rlscale.laws.k_of_n import fit_k_of_n, sigma_from_interval
 from rlscale.report.curves import (
     eval_noise,
     final_loss,
@@ -153,46 +154,6 @@ def loglog_linear(analysis, x: str = "C") -> Finding:
 
 
 # ------------------------------------------------------------------------ 3. k(N) saturates
-def _saturating(N, kmax, log_n0):
-    return kmax / (1.0 + 10.0**log_n0 / N)
-
-
-def _log_linear(N, a, b):
-    return a + b * np.log10(N)
-
-
-def _k_bounds(form, N, k):
-    if form is _saturating:
-        return [0.0, np.log10(N.min()) - 4], [10 * max(k.max(), 1e-6), np.log10(N.max()) + 4]
-    return -np.inf, np.inf
-
-
-def _on_bound(form, params, N, k) -> bool:
-    lower, upper = _k_bounds(form, N, k)
-    return bool(np.any(np.isclose(params, lower, rtol=1e-6, atol=1e-9))
-                or np.any(np.isclose(params, upper, rtol=1e-6, atol=1e-9)))
-
-
-def _fit_k(form, N, k, sigma):
-    bounds = _k_bounds(form, N, k)
-    if form is _saturating:
-        p0 = [1.5 * k.max(), np.log10(np.median(N))]
-    else:
-        p0 = [float(np.mean(k)), 0.0]
-    params, _ = optimize.curve_fit(form, N, k, p0=p0, sigma=sigma, bounds=bounds, maxfev=20000)
-    return params
-
-
-def _loso_k(form, N, k, sigma) -> float:
-    """Mean absolute error predicting each size's k from a fit to the other sizes' k."""
-    errors = []
-    for i in range(len(N)):
-        keep = np.arange(len(N)) != i
-        params = _fit_k(form, N[keep], k[keep], sigma[keep])
-        errors.append(abs(form(N[i], *params) - k[i]))
-    return float(np.mean(errors))
-
-
 def k_saturates(analysis, x: str = "C") -> Finding:
     claim = "k(N) saturates: gains in k shrink at the largest sizes"
     free = analysis.free.get(x)
@@ -204,13 +165,14 @@ def k_saturates(analysis, x: str = "C") -> Finding:
         return Finding(3, claim, INCONCLUSIVE, "k(N) is not shown to grow with N over these "
                        "sizes, so there is no growth to saturate")
     N, k = free["N"].to_numpy(float), free["k"].to_numpy(float)
-    sigma = np.maximum((free["k_hi"] - free["k_lo"]).to_numpy(float) / 3.92, 1e-6)
+    sigma = sigma_from_interval(free["k_lo"], free["k_hi"])
     try:
-        sat_err, lin_err = _loso_k(_saturating, N, k, sigma), _loso_k(_log_linear, N, k, sigma)
-        kmax, log_n0 = _fit_k(_saturating, N, k, sigma)
+        saturating = fit_k_of_n(N, k, sigma, form="saturating")
+        loglinear = fit_k_of_n(N, k, sigma, form="loglinear")
     except (RuntimeError, ValueError) as err:
         return Finding(3, claim, INCONCLUSIVE, f"the k(N) forms could not be fitted ({err})")
-    n0 = 10.0**log_n0
+    sat_err, lin_err = saturating.loso_error, loglinear.loso_error
+    kmax, n0 = saturating.params["Kmax"], saturating.params["N0"]
     law = analysis.fits.get(x)
     if law is not None and law.bounds_hit:
         # A parameter stopped by its bound is not an estimate, and never a finding.
@@ -226,9 +188,8 @@ def k_saturates(analysis, x: str = "C") -> Finding:
         summary = law_loso.summary()
         text += "; law LOSO (E refitted) MAPE: " + ", ".join(
             f"{name} {s['mape']:.2%}" for name, s in summary.items())
-    numbers = {"loso_saturating": sat_err, "loso_loglinear": lin_err, "Kmax": float(kmax),
-               "N0": float(n0)}
-    if _on_bound(_saturating, (kmax, log_n0), N, k):
+    numbers = {"loso_saturating": sat_err, "loso_loglinear": lin_err, "Kmax": kmax, "N0": n0}
+    if saturating.on_bound:
         return Finding(3, claim, INCONCLUSIVE, "saturation not identified in this range: the "
                        "k(N) fit to the free slopes ended on a bound: " + text, numbers)
     if sat_err * FORM_MARGIN < lin_err and n0 < N.max():

@@ -24,6 +24,7 @@ from rlscale.report import figures as F
 from rlscale.report.analysis import BOOTSTRAP_SAMPLES, PAPER_LAW, Analysis, analyse
 from rlscale.report.curves import format_size, run_column
 from rlscale.report.findings import Finding, check_findings
+from rlscale.units import size_key
 
 VERDICT_COLOURS = {"yes": "#1a7f37", "no": "#b42318", "inconclusive": "#8a6d00"}
 
@@ -38,10 +39,6 @@ class ReportFigure:
     note: str = ""
 
 
-def _size_key(N: float) -> str:
-    return repr(float(N))
-
-
 def make_figures(analysis: Analysis) -> list[ReportFigure]:
     """Every figure of the report, in order; absent data gives a note instead of a figure."""
     a = analysis
@@ -51,9 +48,13 @@ def make_figures(analysis: Analysis) -> list[ReportFigure]:
         result = variants.get("out_of_sample") or variants.get("refit_intercept")
         if result is None:
             raise F.NoData("the inter-model protocol could not run (see notes)")
+        band = a.bands.get((x, "inter_out_of_sample")) if result is variants.get(
+            "out_of_sample") else None
         return F.loss_curves(a.points, result.fitted, x=x, fitted_sizes=result.train_sizes,
                              title=f"Inter-model: largest size predicted from the others ({x}, "
-                                   f"{result.protocol})")
+                                   f"{result.protocol})",
+                             band=None if band is None else band.heldout,
+                             coverage=None if band is None else band.coverage)
 
     def k_figure(x):
         fit = a.fits.get(x)
@@ -70,8 +71,11 @@ def make_figures(analysis: Analysis) -> list[ReportFigure]:
         first_held = result.heldout.groupby("N")["step"].min()
         cutoff = {float(n): float(s) - 1 for n, s in first_held.items()}
         by_size = result.errors["by_size"]
-        errors = {float(n): f"MAPE {by_size[_size_key(n)]['mape']:.1%}" for n in first_held.index}
-        return F.intra_run_prediction(a.points, result.fitted, cutoff, x=x, errors=errors)
+        errors = {float(n): f"MAPE {by_size[size_key(n)]['mape']:.1%}" for n in first_held.index}
+        band = a.bands.get((x, "intra"))
+        return F.intra_run_prediction(a.points, result.fitted, cutoff, x=x, errors=errors,
+                                      band=None if band is None else band.heldout,
+                                      coverage=None if band is None else band.coverage)
 
     slots = [
         ("loss-C", "Test loss vs compute per model size (paper Fig 1)",
@@ -213,28 +217,47 @@ def protocol_table(analysis: Analysis) -> pd.DataFrame:
     """Held-out errors of every prediction protocol that ran (never in-sample numbers)."""
     rows = []
 
-    def add(name, x, result):
+    def add(name, x, result, band=None):
         overall = result.errors["overall"]
+        band = analysis.bands.get((x, band)) if band else None
+        covered = (f"{band.coverage['overall']:.0%} in the {band.coverage['level']:.0%} band"
+                   if band is not None else "")
         rows.append({"protocol": name, "x": x, "law": result.law,
                      "held-out points": overall["n"], "MAPE": f"{overall['mape']:.2%}",
                      "RMSE": f"{overall['rmse']:.4f}", "R²": f"{overall['r2']:.3f}",
-                     "note": result.note})
+                     "coverage": covered, "note": result.note})
 
     for x in analysis.fits:
         if x in analysis.intra:
-            add(f"intra-run ({analysis.intra_fraction:.0%} fitted)", x, analysis.intra[x])
+            add(f"intra-run ({analysis.intra_fraction:.0%} fitted)", x, analysis.intra[x], "intra")
         if x in analysis.intra_free:
             add("intra-run, free per-size lines", x, analysis.intra_free[x])
         for variant, result in (analysis.inter.get(x) or {}).items():
-            add(f"inter-model ({variant.replace('_', ' ')})", x, result)
+            add(f"inter-model ({variant.replace('_', ' ')})", x, result, f"inter_{variant}")
         loso = analysis.loso.get(x)
         if loso is not None:
             for law, summary in loso.summary().items():
                 rows.append({"protocol": "leave-one-size-out (E refitted)", "x": x, "law": law,
                              "held-out points": f"{summary['folds']} folds",
                              "MAPE": f"{summary['mape']:.2%}", "RMSE": f"{summary['rmse']:.4f}",
-                             "R²": f"{summary['r2']:.3f}",
+                             "R²": f"{summary['r2']:.3f}", "coverage": "",
                              "note": "partially in-sample: E of the left-out size refitted"})
+    return pd.DataFrame(rows)
+
+
+def rivals_table(analysis: Analysis) -> pd.DataFrame:
+    """The rival forms' held-out errors and ranks (laws.rivals), C and D."""
+    rows = []
+    for x, table in analysis.rivals.items():
+        for r in table.frame.itertuples(index=False):
+            def pct(v):
+                return f"{v:.2%}" if np.isfinite(v) else ""
+            rows.append({"x": x, "law": r.law, "intra MAPE": pct(r.intra_mape),
+                         "intra RMSE": f"{r.intra_rmse:.4f}" if np.isfinite(r.intra_rmse) else "",
+                         "intra rank": "" if pd.isna(r.intra_rank) else int(r.intra_rank),
+                         "leave-one-size-out MAPE": pct(r.loso_mape) or r.loso_note,
+                         "LOSO RMSE": f"{r.loso_rmse:.4f}" if np.isfinite(r.loso_rmse) else "",
+                         "LOSO rank": "" if pd.isna(r.loso_rank) else int(r.loso_rank)})
     return pd.DataFrame(rows)
 
 
@@ -302,7 +325,14 @@ def render_html(analysis: Analysis, findings: list[Finding], figures: list[Repor
              _consistency_verdict(analysis),
              _html_table(consistency_table(analysis)),
              "<h2>Prediction protocols: held-out errors</h2>",
+             "<p>Coverage: the share of held-out points inside the protocol's prediction band "
+             "(bootstrap of the fitted part with correlated residuals: per-size offset and tilt "
+             "from held-out sizes, AR(1) within a curve; laws.noise).</p>",
              _html_table(protocol_table(analysis)),
+             "<h3>Rival forms, ranked by held-out RMSE</h3><p>Intra-run: the first "
+             f"{analysis.intra_fraction:.0%} of every curve fitted; leave-one-size-out: each size "
+             "predicted fully out of sample from the others (laws.rivals).</p>",
+             _html_table(rivals_table(analysis)),
              "<h2>Measurement precision</h2><p>The eval noise floor is the std of L for a fixed "
              "policy (the step-0 policy re-evaluated with other sampling seeds where measured); "
              "the gain is L at step 0 minus the mean of the last 3 evaluations.</p>",
@@ -342,6 +372,7 @@ def render_markdown(analysis: Analysis, findings: list[Finding], figures: list[R
               "### Learning efficiency per size", "", _md_table(slopes_table(analysis)),
               "### C-law vs D-law consistency", "", _md_table(consistency_table(analysis)),
               "## Prediction protocols (held-out errors)", "", _md_table(protocol_table(analysis)),
+              "### Rival forms, ranked by held-out RMSE", "", _md_table(rivals_table(analysis)),
               "## Measurement precision", "", _md_table(noise_table(analysis))]
     missing = [f for f in figures if f.figure is None]
     if missing:

@@ -47,15 +47,21 @@ def _protocol(name: str, x: str, result, *, fully_out_of_sample: bool, coverage=
 
 def _protocols(analysis: Analysis) -> list[dict]:
     rows = []
+    def band(x, name):
+        found = analysis.bands.get((x, name))
+        return None if found is None else found.coverage
+
     for x in analysis.fits:
         if x in analysis.intra:
-            rows.append(_protocol("intra", x, analysis.intra[x], fully_out_of_sample=True))
+            rows.append(_protocol("intra", x, analysis.intra[x], fully_out_of_sample=True,
+                                  coverage=band(x, "intra")))
         if x in analysis.intra_free:
             rows.append(_protocol("intra_free_lines", x, analysis.intra_free[x],
                                   fully_out_of_sample=True))
         for variant, result in (analysis.inter.get(x) or {}).items():
             rows.append(_protocol(f"inter_{variant}", x, result,
-                                  fully_out_of_sample=not result.in_sample_parameters))
+                                  fully_out_of_sample=not result.in_sample_parameters,
+                                  coverage=band(x, f"inter_{variant}")))
         loso = analysis.loso.get(x)
         if loso is not None:
             for law, summary in loso.summary().items():
@@ -112,6 +118,7 @@ def report_summary(analysis: Analysis, findings, *, timing: dict | None = None) 
         "protocols": _protocols(analysis),
         "laws": _laws(analysis),
         "noise_floor": _noise(analysis),
+        "rivals": {x: table.to_dict() for x, table in analysis.rivals.items()},
         "notes": list(analysis.notes),
         "timing": {k: round(v, 1) for k, v in (timing or {}).items()},
     })

@@ -22,6 +22,7 @@ from rlscale.errors import DataError
 from rlscale.runs.log import RunWriter, utc_now
 from rlscale.runs.names import safe_name
 from rlscale.runs.table import short_count
+from rlscale.units import training_flops
 
 # Run-level keys a CSV may carry as columns; they go to meta.json, not to the step records.
 META_COLUMNS = ("N", "N_total", "N_nonembed", "family", "seed", "tau", "G", "model")
@@ -379,7 +380,7 @@ def _write_run(out_root, experiment: str, run_id: str, meta: dict, steps: pd.Dat
     steps = steps.copy()
     n = meta.get("N")
     if "C" not in steps and "T" in steps and n is not None:
-        steps["C"] = 6.0 * n * steps["T"]  # the paper's compute, C = 6 N T
+        steps["C"] = training_flops(n, steps["T"])  # the paper's compute, C = 6 N T
     if "D" not in steps and prompts_per_step:
         steps["D"] = steps["step"] * prompts_per_step
     measured = [column for column in steps.columns if column != "step"]
