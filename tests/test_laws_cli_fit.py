@@ -4,6 +4,8 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
@@ -30,16 +32,33 @@ def test_fit_json_and_saved_law(tmp_path):
     csv = write_csv(tmp_path / "curves.csv")
     out = tmp_path / "fit.json"
     result = runner.invoke(app, ["fit", str(csv), "--law", "loglinear_kn", "--x", "C", "--json",
-                                 "-o", str(out)])
+                                 "-o", str(out), "--e-form", "free"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["law"] == "loglinear_kn"
+    assert report["law"] == "loglinear_kn" and report["options"]["e_form"] == "free"
     assert {"Kmax", "N0", "E"} <= set(report["params"])
     assert set(report["params"]["E"]) == {repr(s) for s in SIZES}
     assert abs(report["params"]["Kmax"] / 0.15 - 1) < 0.1
     assert {"r2", "rmse", "r2_per_size"} <= set(report["metrics"])
     saved = FittedLaw.from_json(out)
     assert saved.params["Kmax"] == report["params"]["Kmax"]
+
+
+def test_fit_of_a_c_and_d_table_defaults_to_the_joint_law(tmp_path):
+    """Issue 10: with both columns the C-law is tied to the D-law (C = N D phi, phi pooled)."""
+    csv = write_csv(tmp_path / "curves.csv")
+    report = json.loads(runner.invoke(app, ["fit", str(csv), "--json"]).stdout)
+    assert report["options"]["e_form"] == "joint"
+    assert report["options"]["phi"] == pytest.approx(6 * 2e4 / 512, rel=1e-9)  # 6 T / D per step
+    assert {"Kmax", "N0", "Emax", "N1"} == set(report["params"])
+    on_d = json.loads(runner.invoke(app, ["fit", str(csv), "--x", "D", "--json"]).stdout)
+    assert on_d["options"]["e_form"] == "free"  # the D-law: today's behaviour
+    c_only = tmp_path / "c_only.csv"
+    pd.read_csv(csv).drop(columns=["D"]).to_csv(c_only, index=False)
+    alone = json.loads(runner.invoke(app, ["fit", str(c_only), "--json"]).stdout)
+    assert alone["options"]["e_form"] == "free"
+    refused = runner.invoke(app, ["fit", str(c_only), "--e-form", "joint"])
+    assert refused.exit_code == 2 and "needs both C and D" in refused.output
 
 
 def test_fit_table_options_and_errors(tmp_path):

@@ -22,6 +22,31 @@ def parse_sizes(text: str | None) -> list[float] | None:
         raise typer.BadParameter(str(err)) from None
 
 
+def default_e_form(table, x: str, sizes=None) -> dict:
+    """The paper's law's intercept form when none is asked: the joint C/D law for the C-law of a
+    table with both columns (issue 10: the C-law borrows the D-law's flat intercept), else free."""
+    from rlscale.laws.validate import predictive_law, resolve_law
+
+    spec = predictive_law(table, x, sizes)
+    if "joint" not in spec:
+        return {"e_form": "free"}
+    options = resolve_law(spec).get_options()
+    return {"e_form": options["e_form"], "phi": options["phi"]}
+
+
+def _phi_option(table, e_form: str, sizes) -> dict:
+    """--e-form joint asked explicitly: phi pooled from the table (an error without D)."""
+    if e_form != "joint":
+        return {}
+    from rlscale.errors import LawError
+    from rlscale.laws.base import pooled_phi
+
+    phi = pooled_phi(table, sizes)
+    if phi is None:
+        raise LawError("--e-form joint needs both C and D columns (phi = C/(N D))")
+    return {"phi": phi}
+
+
 def fit(
     data: Path = typer.Argument(..., help="A run root (or run dir) or a CSV with N, C and/or D, L "
                                           "[, run, step]."),
@@ -32,8 +57,10 @@ def fit(
     loss: str = typer.Option("linear", help="linear (least squares) or huber (robust)."),
     warmup: int = typer.Option(0, help="Drop steps 1..K (warm-up) before fitting."),
     sizes: str = typer.Option(None, help="Only these sizes, comma-separated (5e8,1.5e9 or 0.5B,1.5B)."),
-    e_form: str = typer.Option("free", help="loglinear_kn: intercepts free per size or saturating "
-                                            "E(N) = Emax N/(N+N1)."),
+    e_form: str = typer.Option(None, help="loglinear_kn: free (an intercept per size, the paper), "
+                                          "saturating (E(N) = Emax N/(N+N1)) or joint (the C-law "
+                                          "tied to the D-law by C = N D phi). Default: joint for C "
+                                          "when the data has D too, else free."),
     eval_set: str = typer.Option(None, help="Run root: which eval set gives L (default: the table's)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     output: Path = typer.Option(None, "-o", "--output", help="Save the fitted law (JSON) here; "
@@ -46,14 +73,16 @@ def fit(
 
     console = Console(stderr=as_json)
     options = {"space": space, "loss": loss}
-    if law == "loglinear_kn":
-        options["e_form"] = e_form
-    elif e_form != "free":
+    if law != "loglinear_kn" and e_form not in (None, "free"):
         raise typer.BadParameter("--e-form applies only to --law loglinear_kn")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LawWarning)
         table = load_law_table(data, eval_set=eval_set)
-        fitted = get_law(law, **options).fit(table, x=x, warmup=warmup, sizes=parse_sizes(sizes))
+        chosen = parse_sizes(sizes)
+        if law == "loglinear_kn":
+            options.update(default_e_form(table, x, chosen) if e_form is None else
+                           {"e_form": e_form, **_phi_option(table, e_form, chosen)})
+        fitted = get_law(law, **options).fit(table, x=x, warmup=warmup, sizes=chosen)
     for warning in caught:
         console.print(f"[yellow]warning:[/yellow] {warning.message}")
     phi = pooled_phi(table)

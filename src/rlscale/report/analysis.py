@@ -52,6 +52,7 @@ class Analysis:
     consistency: object | None = None  # laws.consistency.ConsistencyResult (C-law vs D-law)
     bands: dict = field(default_factory=dict)  # (x, protocol) -> ProtocolBand (intra, inter_...)
     rivals: dict = field(default_factory=dict)  # x -> laws.rivals.RivalsTable
+    run_forecasts: pd.DataFrame | None = None  # per size: the first half forecasts the last step
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -133,6 +134,9 @@ def analyse(table, *, progress: bool = True, xs=("C", "D"),
             (f"{x}-law: rival forms", lambda x=x: analysis.rivals.__setitem__(
                 x, _rivals(points, x))),
         ]
+    if "C" in xs and "C" in points and bootstrap_samples >= 2:
+        jobs.append(("forecasting each run from its first half", lambda: setattr(
+            analysis, "run_forecasts", run_forecasts(points, "C"))))
     if {"C", "D"} <= set(xs) and {"C", "D"} <= set(points.columns):
         jobs.append(("C-law vs D-law consistency", lambda: setattr(
             analysis, "consistency", _consistency(points))))
@@ -243,6 +247,26 @@ def _bands(analysis: Analysis, x: str, samples: int) -> None:
                             lambda result=result: protocol_band(result, samples))
             if band is not None:
                 analysis.bands[(x, name)] = band
+
+
+def run_forecasts(points: pd.DataFrame, x: str = "C", *, samples: int = 40) -> pd.DataFrame:
+    """Per size, `rlscale predict RUN_DIR --until LAST` as if the run had stopped at half its
+    steps: the forecast of its last step from its own first half, the band, what it did."""
+    from rlscale.laws.forecast import forecast_run
+
+    rows = []
+    for N, group in points.groupby("N", sort=True):
+        curve = group.groupby("step", as_index=False)[[x, "L"]].mean().assign(N=N)
+        last = float(curve["step"].max())
+        half = curve[curve["step"] <= last / 2]
+        forecast = forecast_run(half, last, x=x, n=samples, check_last=0)  # no drift check here
+        actual = float(curve.loc[curve["step"] == last, "L"].iloc[0])
+        t = forecast.target
+        rows.append({"N": float(N), "fitted_to_step": float(half["step"].max()), "step": last,
+                     "L_pred": t["L_pred"], "lo": t["lo"], "hi": t["hi"], "L": actual,
+                     "inside": bool(t["lo"] <= actual <= t["hi"]),
+                     "error": abs(t["L_pred"] - actual) / actual})
+    return pd.DataFrame(rows)
 
 
 def _rivals(points: pd.DataFrame, x: str):

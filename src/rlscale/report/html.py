@@ -245,6 +245,23 @@ def protocol_table(analysis: Analysis) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def forecast_table(analysis: Analysis) -> pd.DataFrame:
+    """Each run's last step forecast from its first half (laws.forecast)."""
+    f = analysis.run_forecasts
+    if f is None or f.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "N": [format_size(n) for n in f["N"]],
+        "fitted steps": [f"up to {s:g}" for s in f["fitted_to_step"]],
+        "forecast step": [f"{s:g}" for s in f["step"]],
+        "L forecast": [f"{v:.4f}" for v in f["L_pred"]],
+        "90% band": [f"[{lo:.4f}, {hi:.4f}]" for lo, hi in zip(f["lo"], f["hi"], strict=True)],
+        "L observed": [f"{v:.4f}" for v in f["L"]],
+        "error": [f"{v:.1%}" for v in f["error"]],
+        "inside": ["yes" if v else "no" for v in f["inside"]],
+    })
+
+
 def rivals_table(analysis: Analysis) -> pd.DataFrame:
     """The rival forms' held-out errors and ranks (laws.rivals), C and D."""
     rows = []
@@ -333,6 +350,10 @@ def render_html(analysis: Analysis, findings: list[Finding], figures: list[Repor
              f"{analysis.intra_fraction:.0%} of every curve fitted; leave-one-size-out: each size "
              "predicted fully out of sample from the others (laws.rivals).</p>",
              _html_table(rivals_table(analysis)),
+             "<h3>Forecasting a run in progress</h3><p>Each run's last step forecast from its own "
+             "first half, as <code>rlscale predict RUN_DIR --until STEP</code> would have done "
+             "halfway through (its own line, bootstrap band).</p>",
+             _html_table(forecast_table(analysis)),
              "<h2>Measurement precision</h2><p>The eval noise floor is the std of L for a fixed "
              "policy (the step-0 policy re-evaluated with other sampling seeds where measured); "
              "the gain is L at step 0 minus the mean of the last 3 evaluations.</p>",
@@ -373,6 +394,8 @@ def render_markdown(analysis: Analysis, findings: list[Finding], figures: list[R
               "### C-law vs D-law consistency", "", _md_table(consistency_table(analysis)),
               "## Prediction protocols (held-out errors)", "", _md_table(protocol_table(analysis)),
               "### Rival forms, ranked by held-out RMSE", "", _md_table(rivals_table(analysis)),
+              "### Forecasting a run in progress (last step from the first half)", "",
+              _md_table(forecast_table(analysis)),
               "## Measurement precision", "", _md_table(noise_table(analysis))]
     missing = [f for f in figures if f.figure is None]
     if missing:

@@ -119,6 +119,8 @@ def report_summary(analysis: Analysis, findings, *, timing: dict | None = None) 
         "laws": _laws(analysis),
         "noise_floor": _noise(analysis),
         "rivals": {x: table.to_dict() for x, table in analysis.rivals.items()},
+        "run_forecasts": [] if analysis.run_forecasts is None else
+        analysis.run_forecasts.to_dict(orient="records"),
         "notes": list(analysis.notes),
         "timing": {k: round(v, 1) for k, v in (timing or {}).items()},
     })
