@@ -5,13 +5,13 @@ import math
 import pytest
 import torch
 
+from rlscale.models.scoring import logprobs_from_logits
 from rlscale.rl.grpo import (
     aggregate,
     clipped_policy_loss,
     group_advantages,
     grpo_loss,
     low_var_kl,
-    token_logprobs_and_entropy,
 )
 
 
@@ -122,10 +122,10 @@ def test_grpo_loss_combines_terms_and_reports_stats():
     assert stats.ratio_min == pytest.approx(1.0)
 
 
-def test_token_logprobs_and_entropy():
+def test_logprobs_from_logits_and_entropy():
     logits = torch.log(torch.tensor([[[0.5, 0.25, 0.25]]]))
-    logp, ent = token_logprobs_and_entropy(logits, torch.tensor([[1]]), with_entropy=True)
+    logp, ent = logprobs_from_logits(logits, torch.tensor([[1]]), with_entropy=True)
     assert logp.item() == pytest.approx(math.log(0.25))
     assert ent.item() == pytest.approx(-(0.5 * math.log(0.5) + 0.5 * math.log(0.25)))
-    hot, _ = token_logprobs_and_entropy(logits, torch.tensor([[0]]), temperature=0.5)
+    hot, _ = logprobs_from_logits(logits, torch.tensor([[0]]), temperature=0.5)
     assert hot.item() == pytest.approx(math.log(0.25 / (0.25 + 2 * 0.0625)))  # p^2 renormalised

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rlscale.models import LADDER, build_model, build_tokenizer
-from rlscale.models.scoring import token_logprobs
+from rlscale.models.scoring import response_logprobs
 from rlscale.rl.rollout import HFRolloutEngine, RolloutEngine, render_prompt
 
 PROMPTS = ["1+2=", "37+48-12=", "7"]
@@ -75,14 +75,15 @@ def test_deterministic_by_seed(engine):
 def test_sampling_logprobs_match_recomputed_forward(engine):
     r = engine.generate(PROMPTS, n=4, temperature=1.0, max_new_tokens=16, seed=3)
     with torch.no_grad():
-        recomputed = token_logprobs(engine.model, r.input_ids, r.attention_mask, r.prompt_width)
+        recomputed = response_logprobs(engine.model, r.input_ids, r.attention_mask,
+                                       r.prompt_width).logp
     diff = (recomputed - r.sampling_logprobs) * r.response_mask
     assert diff.abs().max() < 1e-4
     # At another temperature they match the tempered distribution.
     r = engine.generate(PROMPTS, n=2, temperature=0.5, max_new_tokens=8, seed=3)
     with torch.no_grad():
-        tempered = token_logprobs(engine.model, r.input_ids, r.attention_mask, r.prompt_width,
-                                  temperature=0.5)
+        tempered = response_logprobs(engine.model, r.input_ids, r.attention_mask, r.prompt_width,
+                                     temperature=0.5).logp
     assert ((tempered - r.sampling_logprobs) * r.response_mask).abs().max() < 1e-4
 
 
@@ -93,8 +94,8 @@ def test_top_p_and_greedy(engine):
     assert torch.equal(nucleus.input_ids, greedy.input_ids)
     assert (nucleus.sampling_logprobs == 0).all()  # the kept token has probability 1
     with torch.no_grad():
-        plain = token_logprobs(engine.model, greedy.input_ids, greedy.attention_mask,
-                               greedy.prompt_width)
+        plain = response_logprobs(engine.model, greedy.input_ids, greedy.attention_mask,
+                                  greedy.prompt_width).logp
     assert ((plain - greedy.sampling_logprobs) * greedy.response_mask).abs().max() < 1e-4
     with pytest.raises(ValueError, match="temperature"):
         engine.generate(PROMPTS, temperature=0.0)

@@ -12,6 +12,7 @@ from rlscale.models.flops import ModelShape, step_flops
 from rlscale.reward import Verdict, Verifier
 from rlscale.rl.config import load_config
 from rlscale.rl.trainer import GRPOTrainer, RunData, Totals, _account, load_run_data, train
+from rlscale.runs.schema import EvalRecord, RunMeta, StepRecord
 
 G = 3
 
@@ -93,6 +94,13 @@ def test_run_records_are_consistent_with_the_schedule(tokenizer, tmp_path):
     assert [(e["step"], e["eval_set"]) for e in evals] == [(0, "holdout"), (3, "holdout")]
     assert all(e["n_problems"] == 8 and e["L"] == pytest.approx(1 - e["pass1"]) for e in evals)
     assert torch.isfinite(torch.tensor([r["grad_norm"] for r in steps])).all()
+    # The trainer writes every field of the run format (rlscale.runs.schema) and nothing else.
+    native = set(StepRecord.model_fields) - set(StepRecord.fields_where("imports_only"))
+    assert all(list(r) == [f for f in StepRecord.model_fields if f in native] for r in steps)
+    without_noise = set(EvalRecord.model_fields) - {"noise_std", "noise_repeats"}  # repeats=0
+    assert all(set(e) == without_noise for e in evals)
+    assert set(meta) == set(RunMeta.model_fields) - {"resumed", "error", "primary_eval",
+                                                     "imported"}
 
 
 def test_reward_timeouts_score_zero_and_are_counted(tokenizer):

@@ -1,4 +1,5 @@
-"""`rlscale sweep SPEC`: run every run of an experiment spec, skipping finished ones."""
+"""`rlscale sweep SPEC`: run every run of an experiment spec, skipping finished ones; with
+`--emit verl`, write every run as a VeRL launch instead (rlscale.experiments.verl)."""
 
 from pathlib import Path
 
@@ -16,7 +17,13 @@ def sweep(
     workers: int = typer.Option(1, help="Local executor: parallel worker processes."),
     address: str = typer.Option(None, help="Ray: cluster address (default: start Ray locally)."),
     threads: int = typer.Option(1, help="Ray: CPUs (torch threads) per run."),
-    out: Path = typer.Option(Path("runs"), help="Run root; runs land in OUT/<experiment>/<run_id>/."),
+    out: Path = typer.Option(Path("runs"), help="Run root; runs land in OUT/<experiment>/<run_id>/ "
+                                                "(with --emit: OUT/<run_id>/)."),
+    emit: str = typer.Option(None, "--emit", help="Train nothing; write every run as a launch for "
+                                                  "this engine: 'verl' (data parquet, launch.sh, "
+                                                  "reward.py; docs/scaling-out.md)."),
+    verl_version: str = typer.Option("0.9", "--verl-version",
+                                     help="--emit verl: '0.9' (VeRL 0.9) or '0.6' (0.6-0.8)."),
 ):
     """Run an experiment grid; finished runs are skipped and interrupted ones resumed."""
     from rlscale.experiments import LocalExecutor, RayExecutor, expand, load_spec
@@ -24,6 +31,9 @@ def sweep(
 
     console = Console()
     extra = dict(parse_override(item) for item in overrides or [])
+    if emit is not None:
+        _emit(console, spec, out, extra, emit, verl_version)
+        return
     exp, spec_dir = load_spec(spec)
     runs = expand(exp, spec_dir, extra)
     validate_runs(runs, spec)
@@ -43,3 +53,24 @@ def sweep(
         console.print(f"[red]{o.run_id} failed:[/red]\n{o.error}")
     if summary.failed:
         raise typer.Exit(1)
+
+
+ENGINES = ("verl",)
+
+
+def _emit(console: Console, spec: Path, out: Path, extra: dict, engine: str,
+          verl_version: str) -> None:
+    if engine not in ENGINES:
+        raise typer.BadParameter(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})",
+                                 param_hint="--emit")
+    from rlscale.experiments.verl import emit_verl
+
+    emitted = emit_verl(spec, out, overrides=extra, verl_version=verl_version)
+    table = Table("run", "steps", "train prompts (distinct)", "eval sets", "launch",
+                  title=f"VeRL {verl_version} launches of {spec} -> {out}")
+    for run in emitted:
+        sets = ", ".join(f"{name} ({rows})" for name, rows in run.eval_rows.items())
+        table.add_row(run.run_id, str(run.steps), f"{run.train_rows} ({run.distinct_prompts})",
+                      sets, f"bash {run.launch}")
+    console.print(table)
+    console.print(f"then: rlscale import {out} --format verl --out runs")

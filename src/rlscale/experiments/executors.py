@@ -7,7 +7,6 @@ go on. Each worker gets its share of the cores as torch threads, never more.
 
 from __future__ import annotations
 
-import json
 import os
 import traceback
 from collections.abc import Callable, Sequence
@@ -18,7 +17,10 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from rlscale.errors import DataError, RunLogError
 from rlscale.experiments.spec import RunSpec
+from rlscale.runs.read import read_meta
+from rlscale.runs.schema import FINISHED, META_FILE
 
 
 @dataclass
@@ -51,15 +53,14 @@ def run_dir_of(run: RunSpec, root: str | Path) -> Path:
 
 
 def run_state(run_dir: Path) -> str:
-    """'new', 'finished' or 'interrupted', read from the run's meta.json."""
-    meta = run_dir / "meta.json"
-    if not meta.exists():
+    """'new', 'finished' or 'interrupted', read from the run's meta.json (a RunMeta)."""
+    if not (run_dir / META_FILE).exists():
         return "new"
     try:
-        status = json.loads(meta.read_text()).get("status")
-    except (OSError, json.JSONDecodeError):
+        status = read_meta(run_dir).get("status")
+    except (OSError, RunLogError, DataError):  # unreadable: let the resume find out
         return "interrupted"
-    return "finished" if status == "finished" else "interrupted"
+    return "finished" if status == FINISHED else "interrupted"
 
 
 def train_run(run: RunSpec, root: str, threads: int) -> RunOutcome:

@@ -124,20 +124,3 @@ def grpo_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, 
             ratio_max=float(live.max()) if n else 1.0, ratio_min=float(live.min()) if n else 1.0,
             tokens=n)
     return loss, stats
-
-
-def token_logprobs_and_entropy(logits: Tensor, targets: Tensor, *, temperature: float = 1.0,
-                               with_entropy: bool = False) -> tuple[Tensor, Tensor | None]:
-    """log p(target) per position from [B, T, V] logits (scaled by 1/temperature, as sampling
-    was), and optionally the entropy of each position's distribution.
-
-    Written by hand rather than through Categorical: one log_softmax serves both, and the entropy
-    is computed without keeping a second [B, T, V] tensor for backward when it is only logged.
-    """
-    logits = logits.float() / temperature
-    logprobs = torch.log_softmax(logits, dim=-1)
-    target_logp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    entropy = None
-    if with_entropy:
-        entropy = -(logprobs.exp() * logprobs).sum(-1)
-    return target_logp, entropy

@@ -1,12 +1,12 @@
 """Rollouts: batched sampling with a KV cache, keeping the sampling log-probs of the chosen tokens.
 
-`RolloutEngine` is the seam: the trainer and `evaluate` only call `generate` and `sync_weights`,
-so a vLLM engine (GPU machines) can replace `HFRolloutEngine` by returning the same `Rollouts`
-(token ids, masks, float32 sampling log-probs) and loading the policy's state dict in
-`sync_weights` after each optimizer step. Such an engine maps `generate`'s arguments onto
+`RolloutEngine` is the seam: the trainer and `evaluate` only call `generate` and `sync_weights`
+(the contract is in its docstring), so a vLLM engine (GPU machines) can replace `HFRolloutEngine`
+by returning the same `Rollouts` and loading the policy's weights in `sync_weights`, which the
+trainer calls after each step's optimizer updates. Such an engine maps `generate`'s arguments onto
 `SamplingParams(n=n, temperature=..., top_p=..., max_tokens=max_new_tokens, seed=seed,
-logprobs=0)` (greedy: temperature 0) and must report the log-probs of the distribution it sampled
-from (the processed, temperature-scaled one), as this engine does.
+logprobs=0)` (greedy: temperature 0) and, if it reports log-probs, must report those of the
+distribution it sampled from (the processed, temperature-scaled one), as this engine does.
 
 Why a hand-written decode loop instead of `model.generate`: on the miniature models every forward
 costs well under a millisecond of math, so Python overhead dominates. The loop below prefills each
@@ -24,7 +24,12 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from rlscale.data.problem import Problem
-from rlscale.models.scoring import forward_keywords, output_cache
+from rlscale.models.scoring import (
+    forward_keywords,
+    output_cache,
+    pick,
+    tempered_log_softmax,
+)
 
 
 def render_prompt(problem: Problem, tokenizer) -> str:
@@ -42,18 +47,20 @@ class Rollouts:
 
     `input_ids` is [B, P + R]: each prompt left-padded to width P, then its response right-padded
     to width R, so one forward over `input_ids` scores every response token.
+    `sampling_logprobs` is None when the engine does not report them: the trainer then computes
+    the old policy's log-probs itself (as `recompute_old_logprobs=True` does).
     """
 
     input_ids: torch.Tensor  # [B, P+R] long
     attention_mask: torch.Tensor  # [B, P+R] long, 1 on real tokens
     response_mask: torch.Tensor  # [B, R] float32, 1 on real response tokens (EOS included)
-    sampling_logprobs: torch.Tensor  # [B, R] float32, 0 where masked
     prompt_index: list[int]
     prompt_lens: list[int]
     response_lens: list[int]
     finished: list[bool]  # ended with a stop token (else hit max_new_tokens)
     texts: list[str]  # decoded responses, special tokens skipped
     prompt_width: int  # P
+    sampling_logprobs: torch.Tensor | None = None  # [B, R] float32, 0 where masked
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -74,7 +81,31 @@ class Rollouts:
 
 @runtime_checkable
 class RolloutEngine(Protocol):
-    """What the trainer and evaluation need from a sampler (HF here; vLLM can implement it)."""
+    """What the trainer and evaluation need from a sampler (HF here; vLLM can implement it).
+
+    The trainer calls, every step: `generate(prompts, n=G, ...)` under torch.no_grad() (and its
+    autocast), scores the result, runs its optimizer updates, then `sync_weights(policy)` once,
+    before the next step's `generate` (and before the evaluation that may follow the step); and
+    once after a resumed run loads its checkpoint. An engine must not sample from stale weights
+    after `sync_weights` returns.
+
+    `generate` must return `Rollouts` with, for B = len(prompts) * n rows in prompt-major order:
+    - `input_ids` [B, P+R] long, prompts (as the engine tokenized them, special tokens included)
+      left-padded to P, responses (the sampled token ids, the stop token included when it
+      stopped) right-padded to R = the longest response; `attention_mask` [B, P+R] 1 exactly on
+      real tokens; `prompt_width` = P; `response_mask` [B, R] float32, 1 on real response tokens;
+      all on the CPU. The trainer scores with `rlscale.models.scoring.response_logprobs` over
+      these, sharing each group's prompt pass, so rows i*n .. i*n+n-1 must carry one prompt.
+    - `prompt_index` (row -> index into `prompts`, i.e. row // n), `prompt_lens`, `response_lens`
+      (real token counts: the FLOP and token accounting), `finished` (stopped on a stop token),
+      `texts` (the decoded responses, special tokens skipped: what the reward verifies).
+    - optionally `sampling_logprobs` [B, R] float32: the log-prob of each chosen token under the
+      distribution actually sampled from (temperature and top-p applied; greedy: T = 1), 0 on
+      padding. The trainer uses them as the ratio's old log-probs unless
+      `recompute_old_logprobs` is set; None makes it recompute them.
+    For a resumed run to repeat the uninterrupted one, samples should depend only on (weights,
+    arguments, seed).
+    """
 
     def generate(
         self,
@@ -89,7 +120,8 @@ class RolloutEngine(Protocol):
     ) -> Rollouts: ...
 
     def sync_weights(self, model: torch.nn.Module) -> None:
-        """Sample from `model`'s current weights from now on."""
+        """Sample from `model`'s current weights from now on (a vLLM engine loads its state dict;
+        the HF engine shares the module, so nothing is copied)."""
         ...
 
 
@@ -103,10 +135,9 @@ def _stop_ids(model, tokenizer) -> list[int]:
 def _choose(logits, *, temperature, top_p, greedy, generator):
     """Next tokens and their log-probs under the distribution actually sampled from."""
     if greedy:
-        logprobs = torch.log_softmax(logits, dim=-1)
         tokens = logits.argmax(-1)
-        return tokens, logprobs.gather(-1, tokens[:, None]).squeeze(-1)
-    logprobs = torch.log_softmax(logits / temperature, dim=-1)
+        return tokens, pick(tempered_log_softmax(logits), tokens)
+    logprobs = tempered_log_softmax(logits, temperature)
     if top_p < 1.0:
         # Nucleus: keep the smallest prefix of tokens (by probability) whose mass reaches top_p.
         sorted_lp, order = logprobs.sort(dim=-1, descending=True)
@@ -120,7 +151,7 @@ def _choose(logits, *, temperature, top_p, greedy, generator):
     cdf = logprobs.exp().cumsum(-1)
     u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device) * cdf[:, -1:]
     tokens = (cdf <= u).sum(-1)  # a zero-probability token (flat cdf) can never be chosen
-    return tokens, logprobs.gather(-1, tokens[:, None]).squeeze(-1)
+    return tokens, pick(logprobs, tokens)
 
 
 class HFRolloutEngine:

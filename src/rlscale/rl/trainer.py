@@ -8,7 +8,9 @@ One step (the paper's recipe, section 2):
   5. reference log-probs (frozen initial policy) for the k3 KL;
   6. prompts_per_step / mini_batch_prompts AdamW updates (1 epoch), grad-clipped, constant lr.
 The "old" log-probs of the ratio are the sampling log-probs: rollouts come from the current policy,
-so they are the old policy's (on-policy; `recompute_old_logprobs=True` recomputes them as VeRL does).
+so they are the old policy's (on-policy; `recompute_old_logprobs=True` recomputes them as VeRL does,
+and so does an engine that reports none). After the updates the engine is synced to the policy
+(`RolloutEngine.sync_weights`). Every log-prob pass goes through `scoring.response_logprobs`.
 Every step appends one record with the accounting (D, tokens, C = 6 N T, total FLOPs) to
 steps.jsonl; evaluation writes evals.jsonl at step 0, every `eval_every` steps and at the end.
 """
@@ -35,23 +37,23 @@ from rlscale.data.curriculum import reuse_schedule, stratified_holdout
 from rlscale.data.loaders import load_problems
 from rlscale.data.problem import Problem
 from rlscale.errors import ConfigError
-from rlscale.models import LADDER, count_params, load_model
+from rlscale.models import LADDER, count_params, load_model, scoring
 from rlscale.models.flops import ModelShape, paper_compute, step_flops
-from rlscale.models.scoring import forward_keywords, output_cache
 from rlscale.pretrain.family import member_path
 from rlscale.reward import Verifier
 from rlscale.rl import checkpoint as ckpt
 from rlscale.rl.config import BUILTIN_TASK, TrainConfig
 from rlscale.rl.evaluate import evaluate
-from rlscale.rl.grpo import group_advantages, grpo_loss, token_logprobs_and_entropy
-from rlscale.rl.rollout import HFRolloutEngine, Rollouts, render_prompt
+from rlscale.rl.grpo import group_advantages, grpo_loss
+from rlscale.rl.rollout import HFRolloutEngine, RolloutEngine, Rollouts, render_prompt
 from rlscale.runs import RunWriter
+from rlscale.runs.schema import TIMING_FIELDS, EvalRecord, RunMeta, StepRecord  # noqa: F401
 from rlscale.threads import set_torch_threads
 
 DEFAULT_BUILTIN_PROBLEMS = 4096
 MIN_BUCKET_SEQUENCES = 32
-# Record fields that measure time: the only ones that differ between two runs of one config.
-TIMING_FIELDS = ("time_generation", "time_step", "tokens_per_s", "gflops_per_s", "time_eval")
+# Record fields that measure time (TIMING_FIELDS): the only ones that differ between two runs of
+# one config. Records are built through rlscale.runs.schema (docs/run-format.md).
 
 
 # ----------------------------------------------------------------------------- data
@@ -176,9 +178,14 @@ class Totals:
 
 
 class GRPOTrainer:
-    """Holds the models, optimizer and engine; `step(problems)` runs one GRPO step."""
+    """Holds the models, optimizer and engine; `step(problems)` runs one GRPO step.
 
-    def __init__(self, config: TrainConfig, model, tokenizer, *, reference=None):
+    engine: the `RolloutEngine` to sample with (None: an `HFRolloutEngine` over `model`, which
+    shares its module); it is synced to `model` after every step's updates.
+    """
+
+    def __init__(self, config: TrainConfig, model, tokenizer, *, reference=None,
+                 engine: RolloutEngine | None = None):
         self.config = config
         self.model = model
         self.tokenizer = tokenizer
@@ -193,16 +200,22 @@ class GRPOTrainer:
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
             betas=config.adam_betas, fused=fused or None)
-        self.engine = HFRolloutEngine(model, tokenizer, batch_size=config.rollout_batch_size)
+        self.engine = engine if engine is not None else HFRolloutEngine(
+            model, tokenizer, batch_size=config.rollout_batch_size)
         self.shape = ModelShape.from_model(model)
         self.n_compute = compute_n(config, model)
 
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The forward passes' compute dtype over the float32 master weights (None: float32)."""
+        return None if self.config.dtype == "float32" else getattr(torch, self.config.dtype)
+
     def precision(self):
         """The forward passes' precision: autocast to bfloat16 over float32 master weights."""
-        if self.config.dtype == "float32":
+        if self.autocast_dtype is None:
             return contextlib.nullcontext()
         device = next(self.model.parameters()).device.type
-        return torch.autocast(device_type=device, dtype=getattr(torch, self.config.dtype))
+        return torch.autocast(device_type=device, dtype=self.autocast_dtype)
 
     def render(self, problems: list[Problem]) -> list[str]:
         """Chat template or raw text, left-truncated to max_prompt_tokens."""
@@ -238,9 +251,11 @@ class GRPOTrainer:
         device = next(self.model.parameters()).device
         mask = rollouts.response_mask.to(device)
         advantages = advantages.to(device)
-        old_logp = rollouts.sampling_logprobs.to(device)
-        if cfg.recompute_old_logprobs:
+        recompute_old = cfg.recompute_old_logprobs or rollouts.sampling_logprobs is None
+        if recompute_old:
             old_logp = self._score(self.model, rollouts, as_updates=True)
+        else:
+            old_logp = rollouts.sampling_logprobs.to(device)
         ref_logp = self._score(self.reference, rollouts) if cfg.kl_coef > 0 else None
 
         self.model.train()
@@ -254,11 +269,12 @@ class GRPOTrainer:
                 grad_norms.append(norm)
                 stats += mb_stats
         self.model.eval()
+        self.engine.sync_weights(self.model)  # the next rollouts sample the updated policy
         t_end = time.perf_counter()
 
         flops = step_flops(self.shape, rollouts.prompt_lens, rollouts.response_lens,
                            group_size=G, update_epochs=cfg.epochs,
-                           old_policy_pass=cfg.recompute_old_logprobs,
+                           old_policy_pass=recompute_old,
                            reference_pass=cfg.kl_coef > 0)
         prompt_tokens, response_tokens = sum(rollouts.prompt_lens), sum(rollouts.response_lens)
         n_tokens = max(1, sum(s.tokens for s in stats))
@@ -305,8 +321,7 @@ class GRPOTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         stats = []
         for idx in self._micro_batches(rollouts, rows):
-            with self.precision():
-                logp, entropy = self._logprobs(self.model, rollouts, idx, with_entropy=True)
+            logp, entropy = self._logprobs(self.model, rollouts, idx, with_entropy=True)
             width = logp.shape[1]
             loss, st = grpo_loss(
                 logp, old_logp[idx, :width], advantages[idx], mask[idx, :width],
@@ -328,10 +343,10 @@ class GRPOTrainer:
         ratios must be 1). Otherwise all rows are bucketed at once (fewer, fuller passes).
         """
         device = next(model.parameters()).device
-        out = torch.zeros(rollouts.sampling_logprobs.shape, device=device)
+        out = torch.zeros(rollouts.response_mask.shape, device=device)
         span = self.config.mini_batch_prompts * self.config.group_size if as_updates \
             else len(rollouts)
-        with torch.inference_mode(), self.precision():
+        with torch.inference_mode():
             for start in range(0, len(rollouts), span):
                 for idx in self._micro_batches(rollouts, range(start, start + span)):
                     logp, _ = self._logprobs(model, rollouts, idx)
@@ -359,38 +374,17 @@ class GRPOTrainer:
 
     def _logprobs(self, model, rollouts: Rollouts, idx: torch.Tensor, *,
                   with_entropy: bool = False):
-        """Response-token log-probs (and entropies) of rows `idx` (whole groups, in order).
-
-        Each group's prompt is run once and its KV cache shared by the group's G responses (as
-        the rollout engine samples them): the prompt side of the forward and backward costs
-        1/G. Padding is trimmed to the longest prompt and response among the rows.
+        """Response-token log-probs (and entropies) of rows `idx` (whole groups, in order), in the
+        run's precision: `scoring.response_logprobs` with each group's prompt run once and its KV
+        cache shared by the group's G responses (as the rollout engine samples them), so the
+        prompt side of the forward and backward costs 1/G. Padding is trimmed to the longest
+        prompt and response among the rows.
         Returns (logp [b, R'], entropy [b, R'] or None) with R' the longest response.
         """
-        G, P = self.config.group_size, rollouts.prompt_width
-        device = next(model.parameters()).device
-        rows = idx.tolist()
-        width = max(1, max(rollouts.response_lens[i] for i in rows))
-        prompt_width = max(rollouts.prompt_lens[i] for i in rows)
-        heads = idx[::G]
-        prompt_ids = rollouts.input_ids[heads, P - prompt_width: P].to(device)
-        prompt_mask = rollouts.attention_mask[heads, P - prompt_width: P].to(device)
-        cache_kw, keep_kw = forward_keywords(model)
-        out = model(input_ids=prompt_ids, attention_mask=prompt_mask,
-                    position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True,
-                    **{keep_kw: 1})
-        logits = out.logits[:, -1:].repeat_interleave(G, dim=0)  # predicts response token 1
-        targets = rollouts.input_ids[idx, P: P + width].to(device)
-        if width > 1:  # response tokens 1..width-1 predict tokens 2..width
-            cache = output_cache(out)
-            cache.batch_repeat_interleave(G)
-            mask = torch.cat([prompt_mask.repeat_interleave(G, dim=0),
-                              rollouts.attention_mask[idx, P: P + width - 1].to(device)], dim=1)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, prompt_width:]
-            rest = model(input_ids=targets[:, :-1], attention_mask=mask, position_ids=positions,
-                         use_cache=True, **{cache_kw: cache}).logits
-            logits = torch.cat([logits, rest], dim=1)
-        logp, entropy = token_logprobs_and_entropy(
-            logits, targets, temperature=self.config.temperature, with_entropy=with_entropy)
+        logp, entropy = scoring.response_logprobs(
+            model, rollouts.input_ids[idx], rollouts.attention_mask[idx], rollouts.prompt_width,
+            temperature=self.config.temperature, group_size=self.config.group_size,
+            with_entropy=with_entropy, autocast=self.autocast_dtype)
         if entropy is not None and not self.config.entropy_coef:
             entropy = entropy.detach()  # logged only
         return logp, entropy
@@ -419,24 +413,25 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     n_steps = len(data.schedule) // config.prompts_per_step
     trainer = GRPOTrainer(config, model, tokenizer)
     counted = count_params(model)
-    meta = {
-        "run_id": config.run_name, "experiment": config.experiment, "model": config.model,
-        "model_path": str(model_path), "family": config.family or _family(config),
-        "variant": config.variant, "order": config.data.order,
-        "N": trainer.n_compute, "N_total": counted.total,
-        "N_nonembed": counted.non_embedding, "n_for_compute": config.n_for_compute,
-        "seed": config.seed, "tau": config.data.reuse_tau, "G": config.group_size,
-        "prompts_per_step": config.prompts_per_step, "steps": n_steps,
-        "n_train_problems": len(data.train),
-        "eval_sets": {k: len(v) for k, v in data.eval_sets.items()},
-        "config": config.model_dump(mode="json"), "config_hash": config.config_hash(),
-        "rlscale_version": __version__, "torch_version": torch.__version__,
-    }
+    meta = RunMeta.native(
+        run_id=config.run_name, experiment=config.experiment, model=config.model,
+        model_path=str(model_path), family=config.family or _family(config),
+        variant=config.variant, order=config.data.order,
+        N=trainer.n_compute, N_total=counted.total,
+        N_nonembed=counted.non_embedding, n_for_compute=config.n_for_compute,
+        seed=config.seed, tau=config.data.reuse_tau, G=config.group_size,
+        prompts_per_step=config.prompts_per_step, steps=n_steps,
+        n_train_problems=len(data.train),
+        eval_sets={k: len(v) for k, v in data.eval_sets.items()},
+        config=config.model_dump(mode="json"), config_hash=config.config_hash(),
+        rlscale_version=__version__, torch_version=torch.__version__,
+    ).to_record()
 
     totals, start_step = Totals(), 0
     latest = ckpt.latest_checkpoint(run_dir) if resume else None
     if latest is not None:
         state = ckpt.load_checkpoint(latest, config, model, trainer.optimizer)
+        trainer.engine.sync_weights(model)  # the checkpoint's weights, not the initial ones
         totals, start_step = Totals.from_json(state["totals"]), state["step"]
         writer = RunWriter(run_dir, meta, resume=True)
         writer.truncate_after(start_step)
@@ -487,7 +482,7 @@ def _account(step: int, batch: list[Problem], figures: dict, totals: Totals, tra
     totals.C += C_step
     totals.flops += figures["flops_step"]
     totals.reward_timeouts += figures["reward_timeouts"]
-    record = {
+    record = StepRecord.native(**{
         "step": step,
         "D": totals.D,
         "D_unique": len(totals.seen),
@@ -507,7 +502,7 @@ def _account(step: int, batch: list[Problem], figures: dict, totals: Totals, tra
            if k not in ("prompt_tokens", "response_tokens", "tokens", "flops_step")},
         "tokens_per_s": figures["tokens"] / max(figures["time_step"], 1e-9),
         "gflops_per_s": figures["flops_step"] / max(figures["time_step"], 1e-9) / 1e9,
-    }
+    }).to_record()
     return record
 
 
@@ -531,7 +526,7 @@ def _evaluate(trainer: GRPOTrainer, data: RunData, step: int, verifier, writer) 
                 for r in range(1, cfg.eval_noise_repeats + 1)]
             record |= {"noise_std": float(np.std(repeats, ddof=1)),
                        "noise_repeats": len(repeats)}
-        writer.log_eval(record)
+        writer.log_eval(EvalRecord.native(**record))
         pass1[name] = result.pass1
     return pass1
 

@@ -21,14 +21,21 @@ import pandas as pd
 from rlscale.errors import DataError
 from rlscale.runs.log import RunWriter, utc_now
 from rlscale.runs.names import safe_name
+from rlscale.runs.schema import RUN_KEYS, EvalRecord, Record, RunMeta, StepRecord
 from rlscale.runs.table import short_count
 from rlscale.units import training_flops
 
-# Run-level keys a CSV may carry as columns; they go to meta.json, not to the step records.
-META_COLUMNS = ("N", "N_total", "N_nonembed", "family", "seed", "tau", "G", "model")
-EVAL_FIELDS = ("pass1", "L", "n_problems", "samples", "temperature")
-COUNT_FIELDS = ("step", "D", "D_unique", "prompt_tokens", "response_tokens", "tokens", "T",
-                "n_problems", "samples", "reward_timeouts")
+# The importers emit the run format's models (rlscale.runs.schema); the field lists come from it.
+# Run-level keys a CSV may carry as columns (RunTable's run keys but the ids the importer sets);
+# they go to meta.json, not to the step records.
+META_COLUMNS = tuple(key for key in RUN_KEYS if key not in ("run_id", "experiment"))
+# Eval-record fields a table row may carry (those a step record does not also have).
+EVAL_FIELDS = tuple(name for name in EvalRecord.model_fields
+                    if name not in StepRecord.model_fields and name != "eval_set")
+# Fields that must hold numbers, checked cell by cell (naming the line) before anything is written.
+NUMERIC_FIELDS = tuple(dict.fromkeys(
+    name for model in (RunMeta, StepRecord, EvalRecord) for name in model.model_fields
+    if model.type_name(name).split(" ")[0] in ("int", "count", "number")))
 
 # VeRL's metric names (as its console/file loggers and W&B show them) for the step fields the
 # rlscale trainer writes (docs/run-format.md). Applied to W&B and VeRL imports where the column
@@ -160,10 +167,10 @@ def import_csv(src: Path | str, out_root: Path | str, *, experiment: str, n: flo
             raise DataError(f"run '{run_id}' has step {evals.loc[duplicated, 'step'].iloc[0]} "
                             "twice", path=src, line=int(line), field="step")
         evals = evals.drop(columns="_line").sort_values("step", kind="stable")
-        prepared.append((run_id, meta, steps, evals))
-    return [_write_run(out_root, experiment, run_id, meta, steps, evals,
-                       source={"format": "csv", "path": str(src)}, prompts_per_step=prompts_per_step)
-            for run_id, meta, steps, evals in prepared]
+        prepared.append(_prepare_run(out_root, experiment, run_id, meta, steps, evals,
+                                     source={"format": "csv", "path": str(src)},
+                                     prompts_per_step=prompts_per_step))
+    return [_write_run(run) for run in prepared]
 
 
 def import_wandb(src: Path | str, out_root: Path | str, *, experiment: str, n: float,
@@ -279,15 +286,20 @@ def _import_history(history: pd.DataFrame, src: Path, source_format: str,
     fields = _apply_mapping(history.reset_index(names="step"), maps + user, src)
     evals = _history_evals(fields, history, eval_set, user_mapped=bool(mapped & {"L", "pass1"}),
                            src=src)
+    # Other mapped eval fields (n_problems, stderr, ...) join the evaluations of their step.
+    eval_extra = list(dict.fromkeys(m.field for m in maps + user
+                                    if m.field in EVAL_FIELDS and m.field not in ("pass1", "L")))
+    if eval_extra:
+        evals = evals.merge(fields[["step", *eval_extra]], on="step", how="left")
     step_fields = [m.field for m in maps + user if m.field not in EVAL_FIELDS]
     steps = fields[["step", *dict.fromkeys(step_fields)]]
     # A row is a training step when it has a step field besides the clock (W&B stamps every row).
     evidence = [field for field in step_fields if field != "wall_time"]
     steps = steps[steps[evidence].notna().any(axis=1)] if evidence else steps.iloc[:0]
     meta = {"N": float(n)}
-    return _write_run(out_root, experiment, run_id or src.stem, meta, steps, evals,
-                      source={"format": source_format, "path": str(src)},
-                      prompts_per_step=prompts_per_step)
+    return _write_run(_prepare_run(out_root, experiment, run_id or src.stem, meta, steps, evals,
+                                   source={"format": source_format, "path": str(src)},
+                                   prompts_per_step=prompts_per_step))
 
 
 def _history_evals(fields: pd.DataFrame, history: pd.DataFrame, eval_set: str, *,
@@ -372,11 +384,33 @@ def _check_values(table: pd.DataFrame, src: Path) -> None:
             raise DataError(f"must be a finite number >= 0, got {shown(bad, field)}", path=src,
                             line=bad_line(bad), field=field)
         table[field] = values
+    checked = ("step", "N", "L", "pass1", "D", "D_unique", "T", "C", "tokens", "flops")
+    for field in NUMERIC_FIELDS:  # any other run-format number: a number (NaN: not logged)
+        if field in checked or field not in table:
+            continue
+        values = pd.to_numeric(table[field], errors="coerce")
+        bad = values.isna() & table[field].notna()
+        if bad.any():
+            raise DataError(f"must be a number, got {shown(bad, field)}", path=src,
+                            line=bad_line(bad), field=field)
+        table[field] = values
 
 
-def _write_run(out_root, experiment: str, run_id: str, meta: dict, steps: pd.DataFrame,
-               evals: pd.DataFrame, *, source: dict, prompts_per_step: float | None) -> Path:
-    """Write one run directory from a steps frame and a long evals frame (NaN = field absent)."""
+@dataclass
+class _PreparedRun:
+    """One run as the run format's models, checked and ready to write."""
+
+    run_dir: Path
+    meta: RunMeta
+    steps: list[StepRecord]
+    evals: list[EvalRecord]
+
+
+def _prepare_run(out_root, experiment: str, run_id: str, meta: dict, steps: pd.DataFrame,
+                 evals: pd.DataFrame, *, source: dict, prompts_per_step: float | None
+                 ) -> _PreparedRun:
+    """One run's records from a steps frame and a long evals frame (NaN = field absent),
+    validated against the run format (DataError naming the source file and field)."""
     steps = steps.copy()
     n = meta.get("N")
     if "C" not in steps and "T" in steps and n is not None:
@@ -407,30 +441,41 @@ def _write_run(out_root, experiment: str, run_id: str, meta: dict, steps: pd.Dat
             "imported": {**source, "at": utc_now()}}
     if prompts_per_step:
         meta["prompts_per_step"] = prompts_per_step
-    run_dir = Path(out_root) / experiment / run_id
-    with RunWriter(run_dir, meta) as writer:
-        for record in _records(steps):
+    path = source.get("path")
+    return _PreparedRun(
+        run_dir=Path(out_root) / experiment / run_id,
+        meta=RunMeta.from_record(_integral(meta, RunMeta), path=path),
+        steps=_records(steps, StepRecord, path), evals=_records(evals, EvalRecord, path))
+
+
+def _write_run(run: _PreparedRun) -> Path:
+    """Write one prepared run directory."""
+    with RunWriter(run.run_dir, run.meta) as writer:
+        for record in run.steps:
             writer.log_step(record)
-        for record in _records(evals):
+        for record in run.evals:
             writer.log_eval(record)
-    return run_dir
+    return run.run_dir
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
-    """Rows as plain records: NaN cells dropped, integral counts as ints, numpy as Python."""
+def _records(frame: pd.DataFrame, model: type[Record], path) -> list:
+    """Rows as `model` records: NaN cells dropped, numpy as Python, integral counts as ints."""
     records = []
     for row in frame.to_dict(orient="records"):
         record = {}
         for key, value in row.items():
             if value is None or isinstance(value, float) and np.isnan(value):
                 continue
-            if hasattr(value, "item"):
-                value = value.item()
-            if key in COUNT_FIELDS and isinstance(value, float) and value.is_integer():
-                value = int(value)
-            record[key] = value
-        records.append(record)
+            record[key] = value.item() if hasattr(value, "item") else value
+        records.append(model.from_record(_integral(record, model), path=path))
     return records
+
+
+def _integral(record: dict, model: type[Record]) -> dict:
+    """Integral floats of the model's integer fields (`int`, `count`) as ints (7.0 -> 7)."""
+    integers = model.integer_fields()
+    return {key: int(value) if key in integers and isinstance(value, float)
+            and value.is_integer() else value for key, value in record.items()}
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

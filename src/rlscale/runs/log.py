@@ -3,7 +3,9 @@
 Crash semantics (docs/run-format.md): a record is committed once its line, newline included, is
 fsynced; `meta.json` is replaced atomically, so it is always either the old or the new version.
 Non-finite floats are written as Python's `NaN` / `Infinity` / `-Infinity` tokens (json's
-`allow_nan`), so they round-trip exactly through `rlscale.runs.read`.
+`allow_nan`), so they round-trip exactly through `rlscale.runs.read`. Records and meta are
+validated against the run format (rlscale.runs.schema) before they are written: a wrong type is a
+DataError naming the file and field.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from rlscale.errors import RunLogError
 from rlscale.files import atomic_write_text, fsync_dir
 from rlscale.runs.read import EVALS_FILE, META_FILE, STEPS_FILE, read_jsonl, split_records
+from rlscale.runs.schema import EvalRecord, RunMeta, StepRecord
 
 CHECKPOINTS_DIR = "checkpoints"
 
@@ -74,9 +77,12 @@ class RunWriter:
     ...     run.log_step({"step": 1, "D": 64, "T": 12000, "C": 7.2e10})
     """
 
-    def __init__(self, run_dir: Path | str, meta: dict, *, resume: bool = False):
+    def __init__(self, run_dir: Path | str, meta: dict | RunMeta, *, resume: bool = False):
+        if isinstance(meta, RunMeta):
+            meta = meta.to_record()
         self.path = Path(run_dir)
         self.meta_path = self.path / META_FILE
+        RunMeta.from_record(meta, path=self.meta_path)  # before anything is written
         self.steps_path = self.path / STEPS_FILE
         self.evals_path = self.path / EVALS_FILE
         now = utc_now()
@@ -111,21 +117,26 @@ class RunWriter:
 
     # --- records ---------------------------------------------------------------------------
 
-    def log_step(self, record: dict) -> None:
+    def log_step(self, record: dict | StepRecord) -> None:
         """Append one training-step record; `step` must exceed every step already logged."""
+        if isinstance(record, StepRecord):
+            record = record.to_record()
         step = self._check_step(record, self.steps_path)
         if self._last_step is not None and step <= self._last_step:
             raise RunLogError(
                 f"{self.steps_path}: step {step} is not after the last logged step "
                 f"{self._last_step} (on resume, call truncate_after(step) first)"
             )
+        StepRecord.from_record(record, path=self.steps_path)
         self._append(self._steps, record, self.steps_path)
         self._last_step = step
 
-    def log_eval(self, record: dict) -> None:
+    def log_eval(self, record: dict | EvalRecord) -> None:
         """Append one evaluation record (`step`, `eval_set`, `pass1`; `L` = 1 - pass1 if absent)."""
+        if isinstance(record, EvalRecord):
+            record = record.to_record()
         step = self._check_step(record, self.evals_path)
-        for key in ("eval_set", "pass1"):
+        for key in EvalRecord.required_fields():  # step: checked above
             if key not in record:
                 raise RunLogError(f"{self.evals_path}: eval record without '{key}'")
         key = (step, str(record["eval_set"]))
@@ -133,8 +144,9 @@ class RunWriter:
             raise RunLogError(
                 f"{self.evals_path}: eval set '{key[1]}' at step {step} is already logged"
             )
-        if "L" not in record and record["pass1"] is not None:
-            record = {**record, "L": 1.0 - float(record["pass1"])}
+        checked = EvalRecord.from_record(record, path=self.evals_path)  # fills L = 1 - pass1
+        if "L" not in record and checked.L is not None:
+            record = {**record, "L": checked.L}
         self._append(self._evals, record, self.evals_path)
         self._logged_evals.add(key)
 
@@ -161,6 +173,7 @@ class RunWriter:
 
     def update_meta(self, **fields: Any) -> None:
         """Merge `fields` into meta.json (atomic replace)."""
+        RunMeta.from_record({**self.meta, **fields}, path=self.meta_path)
         self.meta.update(fields)
         self.meta["updated"] = utc_now()
         atomic_write_text(self.meta_path, self._meta_text())

@@ -1,4 +1,8 @@
-"""Read run directories back: tolerant of a crash's torn last line, strict about anything else."""
+"""Read run directories back: tolerant of a crash's torn last line, strict about anything else.
+
+`read_run` validates every record against the run format (rlscale.runs.schema): a record that
+does not fit is a DataError naming the file, line and field.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,19 @@ from pathlib import Path
 import pandas as pd
 
 from rlscale.errors import RunLogError
+from rlscale.runs.schema import (
+    EVALS_FILE,
+    META_FILE,
+    STEPS_FILE,
+    EvalRecord,
+    Record,
+    RunMeta,
+    StepRecord,
+    parse_json_line,
+)
 
-META_FILE = "meta.json"
-STEPS_FILE = "steps.jsonl"
-EVALS_FILE = "evals.jsonl"
+__all__ = ["EVALS_FILE", "META_FILE", "STEPS_FILE", "Run", "TruncatedRecordWarning",
+           "find_runs", "read_jsonl", "read_meta", "read_records", "read_run", "split_records"]
 
 
 class TruncatedRecordWarning(UserWarning):
@@ -56,24 +69,34 @@ def read_jsonl(path: Path | str) -> list[dict]:
     Skips a torn last line with a TruncatedRecordWarning; a corrupt line anywhere else raises
     RunLogError naming the file and line number. NaN/Infinity tokens read back as floats.
     """
+    return [record for _, record in _committed(path)]
+
+
+def read_records(path: Path | str, model: type[Record]) -> list[dict]:
+    """`read_jsonl`, each record validated by `model` (StepRecord, EvalRecord): a record that does
+    not fit raises DataError naming the file, line and field. Returns the records as written."""
+    records = []
+    for number, record in _committed(path):
+        model.from_record(record, path=path, line=number)
+        records.append(record)
+    return records
+
+
+def _committed(path: Path | str) -> list[tuple[int, dict]]:
+    """(line number, record) of every committed line; a torn last line is warned about."""
     lines, torn = split_records(path)
     if torn is not None:
         warnings.warn(
             f"{path}: skipped the truncated last line {torn} (a crash while writing it)",
             TruncatedRecordWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    records = []
-    for number, line in lines:
-        record = _parse(line)
-        if record is None:
-            raise RunLogError(f"{path}: line {number} is not a JSON object: {line[:80]!r}")
-        records.append(record)
-    return records
+    return [(number, parse_json_line(line, path=path, line_number=number))
+            for number, line in lines]
 
 
 def read_meta(run_dir: Path | str) -> dict:
-    """A run's meta.json as a dict."""
+    """A run's meta.json as a dict, validated by RunMeta (DataError naming the file and key)."""
     path = Path(run_dir) / META_FILE
     if not path.is_file():
         raise RunLogError(f"{run_dir}: not a run directory (no {META_FILE})")
@@ -83,6 +106,7 @@ def read_meta(run_dir: Path | str) -> dict:
         raise RunLogError(f"{path}: not valid JSON ({error})") from error
     if not isinstance(meta, dict):
         raise RunLogError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    RunMeta.from_record(meta, path=path)
     return meta
 
 
@@ -107,11 +131,12 @@ def _frame(records: list[dict]) -> pd.DataFrame:
 
 
 def read_run(run_dir: Path | str) -> Run:
-    """Read `meta.json`, `steps.jsonl` and `evals.jsonl` of one run."""
+    """Read `meta.json`, `steps.jsonl` and `evals.jsonl` of one run, each validated against the
+    run format (RunMeta, StepRecord, EvalRecord)."""
     run_dir = Path(run_dir)
     meta = read_meta(run_dir)
-    steps = _frame(read_jsonl(run_dir / STEPS_FILE))
-    evals = _frame(read_jsonl(run_dir / EVALS_FILE))
+    steps = _frame(read_records(run_dir / STEPS_FILE, StepRecord))
+    evals = _frame(read_records(run_dir / EVALS_FILE, EvalRecord))
     return Run(path=run_dir, meta=meta, steps=steps, evals=evals)
 
 

@@ -12,15 +12,17 @@ import pandas as pd
 from rlscale.errors import DataError, RunLogError
 from rlscale.files import atomic_write_text
 from rlscale.runs.read import Run, find_runs, read_run
+from rlscale.runs.schema import RUN_KEYS, EvalRecord, StepRecord
 
-# meta.json keys copied onto every row (NaN/None where a run lacks them).
-RUN_KEYS = ("run_id", "experiment", "N", "N_total", "N_nonembed", "family", "variant", "order",
-            "seed", "tau", "G", "model")
-# Step-record quantities that are cumulative, hence zero before the first step (step 0).
-CUMULATIVE = ("D", "D_unique", "epoch", "T", "C", "flops")
+# The columns come from the run format's tags (rlscale.runs.schema). RUN_KEYS: meta.json keys
+# copied onto every row (NaN/None where a run lacks them).
+# Step-record quantities that are cumulative, hence zero before the first step (step 0); every
+# df has these columns.
+CUMULATIVE = tuple(f for f in StepRecord.fields_where("cumulative")
+                   if f in StepRecord.fields_where("table_column"))
 # Other cumulative fields the trainer writes; zero at step 0 where a run has them.
-CUMULATIVE_EXTRA = ("prompt_tokens_total", "response_tokens_total", "reward_timeouts_total")
-EVAL_COLUMNS = ("eval_set", "pass1", "L", "n_problems", "samples")
+CUMULATIVE_EXTRA = tuple(f for f in StepRecord.fields_where("cumulative") if f not in CUMULATIVE)
+EVAL_COLUMNS = EvalRecord.fields_where("table_column")
 LAW_COLUMNS = ["N", "run", "step", "C", "D", "T", "L"]
 
 
