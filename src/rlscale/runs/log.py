@@ -22,7 +22,7 @@ from typing import Any
 from rlscale.errors import RunLogError
 from rlscale.files import atomic_write_text, fsync_dir
 from rlscale.runs.read import EVALS_FILE, META_FILE, STEPS_FILE, read_jsonl, split_records
-from rlscale.runs.schema import EvalRecord, RunMeta, StepRecord
+from rlscale.runs.schema import FAILED, FINISHED, RUNNING, EvalRecord, RunMeta, StepRecord
 
 CHECKPOINTS_DIR = "checkpoints"
 
@@ -94,7 +94,7 @@ class RunWriter:
                 )
             stale_keys = ("error", "finished")  # from the previous attempt's end
             previous = {k: v for k, v in self._read_meta().items() if k not in stale_keys}
-            self.meta = {**previous, **meta, "status": "running", "resumed": now}
+            self.meta = {**previous, **meta, "status": RUNNING, "resumed": now}
             for log in (self.steps_path, self.evals_path):
                 # A crash can leave half a line; appending after it would corrupt the middle.
                 lines, torn = split_records(log)
@@ -107,7 +107,7 @@ class RunWriter:
                 raise RunLogError(f"{self.path}: logs {stale} exist without a meta.json; "
                                   "remove them or point the run elsewhere")
             self.path.mkdir(parents=True, exist_ok=True)
-            self.meta = {"run_id": self.path.name, **meta, "status": "running", "created": now}
+            self.meta = {"run_id": self.path.name, **meta, "status": RUNNING, "created": now}
         self.meta["versions"] = {**software_versions(), **dict(meta.get("versions") or {})}
         self.meta["updated"] = now
         atomic_write_text(self.meta_path, self._meta_text())
@@ -231,7 +231,7 @@ class RunWriter:
         """Where the trainer keeps checkpoints: `<run_dir>/checkpoints/` (not created here)."""
         return self.path / CHECKPOINTS_DIR
 
-    def finish(self, status: str = "finished", **fields: Any) -> None:
+    def finish(self, status: str = FINISHED, **fields: Any) -> None:
         """Close the logs and record the final status (and any extra meta fields)."""
         if not self._closed:
             self._steps.close()
@@ -245,6 +245,6 @@ class RunWriter:
     def __exit__(self, exc_type, exc, traceback) -> None:
         if exc_type is not None:
             # Records are already on disk; only the status changes.
-            self.finish("failed", error=f"{exc_type.__name__}: {exc}")
+            self.finish(FAILED, error=f"{exc_type.__name__}: {exc}")
         elif not self._closed:
             self.finish()

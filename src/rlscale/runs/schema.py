@@ -27,7 +27,7 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import PurePath
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -114,7 +114,6 @@ class Record(BaseModel):
     """Shared behaviour of the three models: strict types, extra keys kept, DataErrors."""
 
     model_config = ConfigDict(extra="allow", strict=True)
-    file: ClassVar[str] = ""
 
     @model_validator(mode="before")
     @classmethod
@@ -239,8 +238,6 @@ class RunMeta(Record):
     is required: a reader takes any meta.json, missing keys read as absent. Field order: the
     order the trainer writes its keys."""
 
-    file: ClassVar[str] = META_FILE
-
     run_id: str = _field("the run's id (default: the directory's name)", source="writer",
                          run_key=1)
     experiment: str = _field("experiment name (the parent directory)", source="trainer",
@@ -256,16 +253,16 @@ class RunMeta(Record):
     N: Real = _field("model size of the paper's compute C = 6 N T (per n_for_compute): the "
                      "laws' N", unit="parameters", source="trainer", run_key=3)
     N_total: Count = _field("parameters counted, embeddings included", unit="parameters",
-                          source="trainer", run_key=4)
+                            source="trainer", run_key=4)
     N_nonembed: Count = _field("parameters counted, embeddings excluded", unit="parameters",
-                             source="trainer", run_key=5)
+                               source="trainer", run_key=5)
     n_for_compute: Literal["nominal", "counted", "counted_non_embedding"] = _field(
         "which size N is", source="trainer")
     seed: int = _field("run seed", source="trainer", run_key=9)
     tau: Count = _field("data-reuse factor (each selected prompt is used tau times)",
-                      source="trainer", run_key=10)
+                        source="trainer", run_key=10)
     G: Count = _field("rollouts per prompt (group size)", unit="rollouts", source="trainer",
-                    run_key=11)
+                      run_key=11)
     prompts_per_step: Count = _field("prompts consumed per step", unit="prompts",
                                      source="trainer")
     steps: int = _field("planned number of steps", unit="steps", source="trainer")
@@ -305,8 +302,6 @@ class StepRecord(Record):
     between two runs of one config and seed), `imports_only`. Field order: the order the trainer
     writes.
     """
-
-    file: ClassVar[str] = STEPS_FILE
 
     step: StepNumber = _field("step number, 1, 2, ... (strictly increasing)", required=True,
                               unit="steps")
@@ -373,8 +368,6 @@ class StepRecord(Record):
 class EvalRecord(Record):
     """One evals.jsonl line: one (step, eval set) evaluation. `L` is filled in as 1 - pass1
     when absent. Tags as StepRecord's. Field order: the order the trainer writes."""
-
-    file: ClassVar[str] = EVALS_FILE
 
     step: StepNumber = _field("the step evaluated (0 = the starting model)", required=True,
                               unit="steps")
