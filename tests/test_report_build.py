@@ -130,3 +130,28 @@ def test_params_table_flags_a_parameter_on_its_bound():
     flags = dict(zip(table["law"] + " " + table["parameter"], table["on a bound"], strict=True))
     assert flags == {"loglinear_kn (C) Kmax": "", "loglinear_kn (C) N0": "yes",
                      "loglinear_kn (D) Kmax": "", "loglinear_kn (D) N0": ""}
+
+
+def test_report_shows_band_coverage_rivals_and_run_forecasts(report):
+    """Issue 10: coverage next to each band, the rivals ranked, each run's forecast."""
+    import json
+
+    html, md, out = report
+    summary = json.loads((out / "report.json").read_text())
+    protocols = {(p["protocol"], p["x"]): p for p in summary["protocols"]}
+    for x in ("C", "D"):
+        for name in ("intra", "inter_out_of_sample"):
+            cov = protocols[(name, x)]["coverage"]
+            assert cov["level"] == 0.9 and 0.0 <= cov["overall"] <= 1.0 and cov["n"] > 0
+    rows = summary["rivals"]["C"]["rows"]
+    laws = [r["law"] for r in rows]
+    assert {"loglinear_kn", "sigmoid", "power_floor", "additive", "decomposition"} <= set(laws)
+    assert any("joint" in law for law in laws)  # the table has D: the joint C/D law competes
+    ranked = sorted((r for r in rows if r["loso_rank"] is not None), key=lambda r: r["loso_rank"])
+    assert [r["loso_rmse"] for r in ranked] == sorted(r["loso_rmse"] for r in ranked)
+    forecasts = summary["run_forecasts"]
+    assert len(forecasts) == len(summary["sizes"])
+    assert all(f["lo"] <= f["L_pred"] <= f["hi"] and f["step"] > f["fitted_to_step"]
+               for f in forecasts)
+    assert "in the 90% band" in html and "Rival forms" in html and "Forecasting a run" in html
+    assert "Rival forms" in md and "Forecasting a run" in md

@@ -131,9 +131,10 @@ def analyse(table, *, progress: bool = True, xs=("C", "D"),
                 x, _loso(analysis, points, x, leave_one_size_out))),
             (f"{x}-law: prediction bands and their coverage", lambda x=x: _bands(
                 analysis, x, bootstrap_samples)),
-            (f"{x}-law: rival forms", lambda x=x: analysis.rivals.__setitem__(
-                x, _rivals(points, x))),
         ]
+        if x == "C":  # the D-law's rivals differ from the C-law's only by tokens per prompt
+            jobs.append((f"{x}-law: rival forms", lambda x=x: analysis.rivals.__setitem__(
+                x, _rivals(points, x))))
     if "C" in xs and "C" in points and bootstrap_samples >= 2:
         jobs.append(("forecasting each run from its first half", lambda: setattr(
             analysis, "run_forecasts", run_forecasts(points, "C"))))

@@ -211,6 +211,18 @@ class TrainConfig(BaseModel):
                     "seeds; the std of L over all of them is recorded as the eval noise floor "
                     "(`noise_std` of the step-0 eval record). 0 = not measured.")
 
+    # --- engine
+    backend: Literal["native", "trl"] = Field(
+        default="native",
+        description="Who runs the GRPO steps: 'native' (rlscale's trainer) or 'trl' (TRL's "
+                    "GRPOTrainer with this recipe mapped onto GRPOConfig, rlscale's schedule, "
+                    "verifier, evals and run records; multi-GPU via accelerate launch; needs "
+                    "pip install 'rlscale[trl]'; docs/training.md, 'TRL backend').")
+    use_vllm: bool = Field(
+        default=False,
+        description="backend=trl only: sample rollouts with vLLM (TRL's colocated mode); needs "
+                    "vLLM installed.")
+
     # --- run bookkeeping
     seed: int = Field(default=0, description="Seed for data order, sampling and init.")
     threads: int | None = Field(
@@ -268,6 +280,8 @@ class TrainConfig(BaseModel):
                              "use bfloat16 (same speed on GPUs that have it) or float32")
         if self.recompute_old_logprobs is None:
             self.recompute_old_logprobs = self.dtype != "float32"
+        if self.use_vllm and self.backend != "trl":
+            raise ValueError("key 'use_vllm': vLLM rollouts need backend=trl")
         if self.eval_estimator == "canonical" and self.eval_greedy:
             raise ValueError("key 'eval_estimator': 'canonical' scores sampling at "
                              "eval_temperature; it cannot be combined with eval_greedy")
@@ -295,6 +309,9 @@ class TrainConfig(BaseModel):
         fields = self.model_dump(mode="json")
         for key in _NOT_HASHED:
             fields.pop(key, None)
+        for key, default in _HASHED_UNLESS_DEFAULT.items():
+            if fields.get(key) == default:  # runs from before the field keep their hash
+                fields.pop(key)
         return fields
 
     def config_hash(self) -> str:
@@ -304,6 +321,8 @@ class TrainConfig(BaseModel):
 
 # Settings that change how a run is executed or where it is written, never its records.
 _NOT_HASHED = ("threads", "checkpoint_every", "keep_checkpoints", "out", "family_root")
+# Later fields: part of the hash only when set away from their default.
+_HASHED_UNLESS_DEFAULT = {"backend": "native", "use_vllm": False}
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:

@@ -398,8 +398,31 @@ def _step_seed(seed: int, step: int) -> int:
 # ----------------------------------------------------------------------------- the run
 
 
+def run_meta(config: TrainConfig, *, model_path: Path, n_compute: float, counted, data: RunData,
+             n_steps: int) -> dict:
+    """meta.json's trainer keys (either backend)."""
+    return RunMeta.native(
+        run_id=config.run_name, experiment=config.experiment, model=config.model,
+        model_path=str(model_path), family=config.family or _family(config),
+        variant=config.variant, order=config.data.order,
+        N=n_compute, N_total=counted.total,
+        N_nonembed=counted.non_embedding, n_for_compute=config.n_for_compute,
+        seed=config.seed, tau=config.data.reuse_tau, G=config.group_size,
+        prompts_per_step=config.prompts_per_step, steps=n_steps,
+        n_train_problems=len(data.train),
+        eval_sets={k: len(v) for k, v in data.eval_sets.items()},
+        config=config.model_dump(mode="json"), config_hash=config.config_hash(),
+        rlscale_version=__version__, torch_version=torch.__version__,
+    ).to_record()
+
+
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> Path:
-    """Run (or resume) a GRPO run; returns the run directory."""
+    """Run (or resume) a GRPO run; returns the run directory. backend=trl runs it through TRL's
+    GRPOTrainer (rlscale.rl.trl_backend) with the same schedule, reward, evals and records."""
+    if config.backend == "trl":
+        from rlscale.rl import trl_backend
+
+        return trl_backend.train(config, resume=resume, progress=progress)
     set_torch_threads(config.threads)
     hf_logging.disable_progress_bar()  # our own bar shows the run; HF's loading bars are noise
     _seed_everything(config.seed)
@@ -412,20 +435,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     data = load_run_data(config)
     n_steps = len(data.schedule) // config.prompts_per_step
     trainer = GRPOTrainer(config, model, tokenizer)
-    counted = count_params(model)
-    meta = RunMeta.native(
-        run_id=config.run_name, experiment=config.experiment, model=config.model,
-        model_path=str(model_path), family=config.family or _family(config),
-        variant=config.variant, order=config.data.order,
-        N=trainer.n_compute, N_total=counted.total,
-        N_nonembed=counted.non_embedding, n_for_compute=config.n_for_compute,
-        seed=config.seed, tau=config.data.reuse_tau, G=config.group_size,
-        prompts_per_step=config.prompts_per_step, steps=n_steps,
-        n_train_problems=len(data.train),
-        eval_sets={k: len(v) for k, v in data.eval_sets.items()},
-        config=config.model_dump(mode="json"), config_hash=config.config_hash(),
-        rlscale_version=__version__, torch_version=torch.__version__,
-    ).to_record()
+    meta = run_meta(config, model_path=model_path, n_compute=trainer.n_compute,
+                    counted=count_params(model), data=data, n_steps=n_steps)
 
     totals, start_step = Totals(), 0
     latest = ckpt.latest_checkpoint(run_dir) if resume else None
