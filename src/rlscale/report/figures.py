@@ -52,7 +52,7 @@ def _tick_label(value: float, _position=None) -> str:
     return f"{value:.0e}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
 
 
-def _log_ticks(ax, which: str = "both") -> None:
+def log_ticks(ax, which: str = "both") -> None:
     """Plain-number ticks on log axes, denser when the data span few decades (matplotlib's
     default labels only powers of ten, or crowds minor labels over each other)."""
     axes = [a for a, name in ((ax.xaxis, "x"), (ax.yaxis, "y")) if which in (name, "both")]
@@ -157,7 +157,7 @@ def loss_curves(points: pd.DataFrame, fit=None, *, x: str = "C", fitted_sizes=No
     if band is not None and len(band):
         ax.fill_between([], [], [], color="grey", alpha=0.15, label=_band_label(coverage))
     ax.legend(fontsize=8, ncol=2)
-    _log_ticks(ax)
+    log_ticks(ax)
     return fig
 
 
@@ -189,7 +189,7 @@ def learning_efficiency(free: pd.DataFrame, k_curve=None, band: pd.DataFrame | N
     ax.set_xlabel(AXIS_LABELS["N"])
     ax.set_ylabel(f"k (slope of log L vs log {x})")
     ax.legend(fontsize=8)
-    _log_ticks(ax, "x")
+    log_ticks(ax, "x")
     return fig
 
 
@@ -235,7 +235,7 @@ def intra_run_prediction(points: pd.DataFrame, fit, cutoff: dict, *, x: str = "C
     ax.scatter([], [], s=14, color="grey", label="fitted points")
     ax.scatter([], [], s=14, facecolors="none", edgecolors="grey", label="predicted (held out)")
     ax.legend(fontsize=7, loc="lower left")
-    _log_ticks(ax)
+    log_ticks(ax)
     return fig
 
 
@@ -296,7 +296,7 @@ def reuse_final(reuse: pd.DataFrame) -> Figure:
     ax.set_xlabel("reuse factor tau (times each prompt is seen)")
     ax.set_ylabel("final " + AXIS_LABELS["L"])
     ax.legend(fontsize=8)
-    _log_ticks(ax, "x")
+    log_ticks(ax, "x")
     return fig
 
 
@@ -314,7 +314,7 @@ def group_size(group: pd.DataFrame, *, x: str = "D") -> Figure:
     ax.set_xlabel(AXIS_LABELS[x])
     ax.set_ylabel(AXIS_LABELS["L"])
     ax.legend(fontsize=8)
-    _log_ticks(ax)
+    log_ticks(ax)
     return fig
 
 
@@ -332,5 +332,5 @@ def response_length(steps: pd.DataFrame, *, column: str = "response_len") -> Fig
     ax.set_xlabel(AXIS_LABELS["D"])
     ax.set_ylabel("mean response length (tokens)")
     ax.legend(fontsize=8, ncol=2)
-    _log_ticks(ax)
+    log_ticks(ax)
     return fig

@@ -1,8 +1,8 @@
 """The plan's figure (matplotlib, Agg): predicted loss against budget per model size, with the
 bootstrap bands, the optimal-size frontier and the asked budget (or target loss) marked.
 
-Self-contained, in the style of `rlscale.report.figures` (log axes with plain-number ticks, one
-viridis colour per size by rank, small legends): it draws a `rlscale.laws.plan.frontier` frame.
+In the style of `rlscale.report.figures`, whose log ticks and size colours it uses: it draws a
+`rlscale.laws.plan.frontier` frame.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 from rlscale.errors import LawError  # noqa: E402
 from rlscale.laws.base import format_size  # noqa: E402
+from rlscale.report.figures import log_ticks, size_colours  # noqa: E402
 
 BUDGET_LABELS = {"C": "compute budget C = 6·N·T (FLOPs)", "D": "data budget D (prompts)"}
 LOSS_LABEL = "test loss L = 1 − pass@1"
@@ -136,8 +137,8 @@ def draw_plan(frontier_df: pd.DataFrame, plan) -> Figure:
     ax.legend(fontsize=7.5, ncol=2, title=f"bands: {level:.0%} bootstrap" if level else None,
               title_fontsize=7.5)
     ax_n.legend(fontsize=7.5)
-    _log_ticks(ax)
-    _log_ticks(ax_n, "x")
+    log_ticks(ax)
+    log_ticks(ax_n, "x")
     return fig
 
 
@@ -170,34 +171,3 @@ def _mark_plan(ax, ax_n, report: dict, unit: str, colours: dict) -> None:
 
 def _unit_text(unit: str) -> str:
     return "C (FLOPs)" if unit == "C" else "D (prompts)"
-
-
-def size_colours(sizes) -> dict[float, tuple]:
-    """One viridis colour per model size, small (dark) to large (light), fixed by rank (as in
-    `rlscale.report.figures`)."""
-    sizes = sorted({float(n) for n in sizes})
-    cmap = plt.get_cmap("viridis")
-    span = max(len(sizes) - 1, 1)
-    return {n: cmap(0.9 * i / span) for i, n in enumerate(sizes)}
-
-
-def _tick_label(value: float, _position=None) -> str:
-    if value <= 0:
-        return ""
-    if 1e-3 <= value < 1e4:
-        return f"{value:g}"
-    return f"{value:.0e}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
-
-
-def _log_ticks(ax, which: str = "both") -> None:
-    """Plain-number ticks on log axes, denser when the axis spans few decades."""
-    axes = [a for a, name in ((ax.xaxis, "x"), (ax.yaxis, "y")) if which in (name, "both")]
-    for axis in axes:
-        if axis.get_scale() != "log":
-            continue
-        lo, hi = sorted(axis.get_view_interval())
-        span = np.log10(hi / lo) if lo > 0 else 10.0
-        subs = tuple(range(1, 10)) if span <= 1.2 else (1, 2, 5) if span <= 3 else (1,)
-        axis.set_major_locator(LogLocator(base=10, subs=subs))
-        axis.set_major_formatter(FuncFormatter(_tick_label))
-        axis.set_minor_formatter(NullFormatter())
