@@ -35,6 +35,7 @@ import json
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -231,7 +232,8 @@ class Setting:
 
 
 def run_native(model_dir: Path, s: Setting, problems, args) -> dict:
-    model, tokenizer = load_model(model_dir, dtype=getattr(torch, args.weights), device=args.device)
+    model, _ = load_model(model_dir, dtype=getattr(torch, args.weights), device=args.device)
+    tokenizer = word_tokenizer(args.vocab_used)  # AutoTokenizer would read it as Qwen2's BPE
     cfg = load_config(None, [
         f"model={model_dir}", f"device={args.device}", f"dtype={args.dtype}",
         f"prompts_per_step={s.prompts}", f"group_size={s.group_size}",
@@ -250,17 +252,17 @@ def run_native(model_dir: Path, s: Setting, problems, args) -> dict:
     synchronize(args.device)
     return {"time": time.perf_counter() - start, "tokens": figures["tokens"],
             "flops": figures["flops_step"], "updates": figures["updates"],
-            "response_len": figures["response_len"]}
+            "response_len": figures["response_len"], "time_generation": figures["time_generation"]}
 
 
 def run_trl(model_dir: Path, s: Setting, problems, args, out: Path) -> dict:
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
     from trl import GRPOConfig
     from trl import GRPOTrainer as TRLTrainer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    tokenizer.padding_side = "left"
+    tokenizer = word_tokenizer(args.vocab_used)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, args.weights))
     G = s.group_size
     micro = s.micro or s.mini * G
@@ -296,6 +298,7 @@ def run_trl(model_dir: Path, s: Setting, problems, args, out: Path) -> dict:
 
     trainer = TRLTrainer(model=model, reward_funcs=reward, args=cfg, train_dataset=dataset,
                          processing_class=tokenizer, callbacks=[Clock()])
+    trainer.remove_callback(PrinterCallback)  # its end-of-training summary is noise here
     trainer.train()
     # The timed cycle: from the warm-up cycle's last update to the timed cycle's last update.
     a, b = s.updates - 1, 2 * s.updates - 1
@@ -395,7 +398,7 @@ def main() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)
 
     sizes = [s.strip().upper() for s in (args.sizes or ("0.5B,1.5B,3B,7B" if cuda else "0.5B"))
              .split(",")]

@@ -75,6 +75,15 @@ def test_resume_refuses_another_config_naming_the_keys(model_dir, tmp_path):
     assert "checkpoint" in str(info.value)
 
 
+def test_resume_with_the_other_backend_is_refused_and_keeps_the_records(model_dir, tmp_path):
+    """Each backend keeps its own checkpoints: the other would start over and wipe the logs."""
+    run_dir = train(config(model_dir, tmp_path, "steps=1"), progress=False)
+    before = (run_dir / "steps.jsonl").read_text()
+    with pytest.raises(ConfigError, match="started with backend=native"):
+        train(config(model_dir, tmp_path, "steps=1", "backend=trl"), resume=True, progress=False)
+    assert (run_dir / "steps.jsonl").read_text() == before
+
+
 def test_sigkill_then_resume_loses_and_duplicates_nothing(model_dir, tmp_path):
     args = [f"model={model_dir}", *TINY, "steps=40", "checkpoint_every=3"]
     expected = records(train(load_config(None, [*args, f"out={tmp_path / 'a'}"]),

@@ -129,7 +129,8 @@ def test_trl_and_native_agree_within_eval_noise(tmp_path):
     assert start[0] == pytest.approx(start[1])  # the same model, eval seeds and estimator
     gains = {b: r[-1]["pass1"] - r[0]["pass1"] for b, r in results.items()}
     noise = sum(r[-1]["stderr"] ** 2 for r in results.values()) ** 0.5
-    assert abs(gains["trl"] - gains["native"]) <= 4 * noise + 0.02, (gains, noise)
+    # Measured: gains 0.067 (native) and 0.070 (TRL), noise 0.0065.
+    assert abs(gains["trl"] - gains["native"]) <= 4 * noise, (gains, noise)
 
 
 @pytest.fixture(scope="module")
@@ -160,12 +161,18 @@ def test_sigkilled_trl_run_resumes_with_nothing_lost_or_duplicated(model_dir, tm
     assert proc.poll() is None, f"run ended before the kill: {proc.stderr.read().decode()[-3000:]}"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = steps_file.read_text().count("\n")
-    assert 7 <= killed_at < steps_total
+    before = steps_file.read_text().splitlines()
+    assert 7 <= len(before) < steps_total
+    saved = [int(p.parent.name.removeprefix("checkpoint-")) for p in
+             (run_dir / "checkpoints").glob("checkpoint-*/trainer_state.json")]
+    kept = max(saved) // 2  # 2 optimizer steps (mini-batches) a step
+    assert kept >= 3
 
     done = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    # The records up to the checkpoint are kept as they were (timings included), not redone.
+    assert steps_file.read_text().splitlines()[:kept] == before[:kept]
     _, steps, evals = records(run_dir)
     assert [s["step"] for s in steps] == list(range(1, steps_total + 1))
     assert [s["D"] for s in steps] == [4 * k for k in range(1, steps_total + 1)]

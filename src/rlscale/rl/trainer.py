@@ -416,9 +416,29 @@ def run_meta(config: TrainConfig, *, model_path: Path, n_compute: float, counted
     ).to_record()
 
 
+def _check_same_backend(config: TrainConfig) -> None:
+    """A run is resumed by the backend that started it: each keeps its own checkpoints, so the
+    other one would find none and start over, wiping the records already written."""
+    import json
+
+    meta_path = config.run_dir() / "meta.json"
+    if not meta_path.exists():
+        return
+    try:
+        previous = json.loads(meta_path.read_text()).get("config", {}).get("backend", "native")
+    except (OSError, ValueError, AttributeError):
+        return  # an unreadable meta.json is the run log's to report
+    if previous != config.backend:
+        raise ConfigError(f"{config.run_dir()}: this run was started with backend={previous}; "
+                          f"resume it with backend={previous} (not {config.backend}), or give "
+                          "another out directory")
+
+
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> Path:
     """Run (or resume) a GRPO run; returns the run directory. backend=trl runs it through TRL's
     GRPOTrainer (rlscale.rl.trl_backend) with the same schedule, reward, evals and records."""
+    if resume:
+        _check_same_backend(config)
     if config.backend == "trl":
         from rlscale.rl import trl_backend
 

@@ -26,6 +26,7 @@ import importlib.util
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +172,13 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     """Run (or resume) a GRPO run through TRL's GRPOTrainer; returns the run directory."""
     trl = _require_trl()
     from datasets import Dataset
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        PrinterCallback,
+        TrainerCallback,
+    )
     from transformers.utils import logging as hf_logging
     from trl import GRPOConfig
     from trl import GRPOTrainer as TRLGRPOTrainer
@@ -272,6 +279,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
 
     trainer = Trainer(model=str(model_path), reward_funcs=reward, args=args,
                       train_dataset=dataset, processing_class=tokenizer, callbacks=[Callback()])
+    trainer.remove_callback(PrinterCallback)  # the run log is steps.jsonl, not printed dicts
 
     # The run directory (main process only): records after the checkpoint's step are dropped.
     writer = None
@@ -345,7 +353,9 @@ class _Recorder:
 
         # Every process evaluates, in step (ZeRO-3 gathers the weights, FSDP's forward passes
         # are collective); the same seeds give each the same result, the main one writes it.
-        with unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as model:
+        with warnings.catch_warnings(), unwrap_model_for_generation(
+                trainer.model_wrapped, trainer.accelerator) as model:
+            warnings.simplefilter("ignore", FutureWarning)  # transformers' renamed checkpointing
             native._evaluate(_EvalView(self.config, model, trainer.processing_class),
                              self.data, step, self.verifier, self.writer or _NoWriter())
         trainer.accelerator.wait_for_everyone()
