@@ -17,7 +17,6 @@ on held-out points. Same seed, same data: the same result.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field, replace
 
@@ -26,7 +25,7 @@ import pandas as pd
 
 from rlscale.errors import LawError
 from rlscale.laws.base import FittedLaw, LawWarning, Points, format_size, prepare_points, size_key
-from rlscale.laws.noise import ResidualModel
+from rlscale.laws.noise import ResidualModel, fitted_size, offset_and_tilt
 from rlscale.laws.validate import predict, resolve_law
 
 NOISE_DRAWS = 4000  # residual draws behind a prediction band (spread over the replicates)
@@ -126,7 +125,7 @@ class BootstrapResult:
     def _horizon(self, size, log_x, step) -> np.ndarray:
         """Evaluations after the size's last fitted one (0 inside the fitted range); a size never
         fitted counts from its first point."""
-        known = next((s for s in self.log_x if math.isclose(s, size, rel_tol=1e-6)), None)
+        known = fitted_size(self.log_x, size)
         if known is None:
             return np.argsort(np.argsort(log_x)) + 1
         last_x = self.log_x[known][-1]
@@ -224,6 +223,26 @@ def bootstrap(data, law, x: str = "C", *, n: int = 200, seed: int = 0, level: fl
                            by_size(points.step.astype(float)), deviations, ahead)
 
 
+def bootstrap_protocol(result, table=None, *, n: int = 200, seed: int = 0, level: float = 0.95,
+                       warmup: int = 0, progress: bool = False) -> BootstrapResult:
+    """Bootstrap a protocol's training part (a `validate.ValidationResult`), the way its law was
+    fitted: the raw rows of `table` where runs and steps are known (so whole runs can be drawn),
+    else the training points. For the refit-intercept variant, E of the target is refitted in
+    every replicate. `coverage(result_of_this, result.heldout)` then checks its bands."""
+    train = result.train.to_frame().rename(columns={result.train.x: result.x})
+    if table is not None and "step" in table.columns and table["step"].notna().all():
+        train = table.merge(train[["N", "step"]], on=["N", "step"], how="inner")
+    boot = bootstrap(train, resolve_law(result.law), result.x, n=n, seed=seed, level=level,
+                     warmup=warmup, progress=progress)
+    if result.in_sample_parameters:
+        if table is None:
+            raise LawError("the refit-intercept variant's bootstrap needs the table (the target's "
+                           "own points)")
+        target = prepare_points(table, result.x, warmup=warmup, sizes=[result.heldout["N"].iloc[0]])
+        boot = boot.map(lambda fitted: fitted.refit_intercepts(target))
+    return boot
+
+
 def held_out_deviations(points: Points, law, fitted: FittedLaw, *,
                         forward: bool = False) -> dict[float, tuple[float, float]]:
     """size -> (offset u, tilt v) of the size's log residuals from a fit that did not see it.
@@ -252,11 +271,7 @@ def held_out_deviations(points: Points, law, fitted: FittedLaw, *,
             continue
         log_x = np.log10(own.X)
         r = np.log10(own.L) - np.log10(np.clip(predict(fold, own.N, own.X), 1e-9, None))
-        if len(r) >= 3 and np.ptp(log_x) > 0:
-            v, u = np.polyfit(log_x - log_x.mean(), r, 1)
-        else:
-            v, u = 0.0, float(r.mean())
-        out[float(size)] = (float(u), float(v))
+        out[float(size)] = offset_and_tilt(log_x, r)
     return out
 
 

@@ -26,6 +26,7 @@ ladder) and the law itself is linear in log L.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,10 +79,7 @@ class ResidualModel:
             mask = size == N
             lx, r = log_x[mask], log_residual[mask]
             centre = float(lx.mean())
-            if len(r) >= 3 and np.ptp(lx) > 0:
-                v, u = np.polyfit(lx - centre, r, 1)
-            else:
-                v, u = 0.0, float(r.mean())
+            u, v = offset_and_tilt(lx, r)
             a = r - u - v * (lx - centre)
             rho = _lag1(a)
             e = a[1:] - rho * a[:-1] if len(a) > 1 else a.copy()
@@ -113,10 +111,8 @@ class ResidualModel:
                          np.concatenate([p.ar for p in parts]))
 
     def noise_for(self, size: float) -> SizeNoise:
-        for known, noise in self.sizes.items():
-            if np.isclose(known, size, rtol=1e-6):
-                return noise
-        return self.pooled(size)
+        known = fitted_size(self.sizes, size)
+        return self.sizes[known] if known is not None else self.pooled(size)
 
     def resample(self, size: float, log_x: np.ndarray, rng) -> np.ndarray:
         """A new log-residual series for a fitted size at its own points (bootstrap resample): the
@@ -157,8 +153,21 @@ def _spread(pairs: dict, slope, inflate: float) -> tuple[float, float]:
     return float(np.sqrt(np.mean(np.square(u)) * inflate)), float(np.sqrt(np.mean(np.square(w)) * inflate))
 
 
+def offset_and_tilt(log_x: np.ndarray, r: np.ndarray) -> tuple[float, float]:
+    """(u, v): the least-squares line r = u + v (log_x - mean log_x) of a size's residuals."""
+    if len(r) >= 3 and np.ptp(log_x) > 0:
+        v, u = np.polyfit(log_x - log_x.mean(), r, 1)
+        return float(u), float(v)
+    return float(np.mean(r)), 0.0
+
+
+def fitted_size(sizes, size: float) -> float | None:
+    """The key of `sizes` equal to `size` (to 1e-6 relative), or None for a size never fitted."""
+    return next((known for known in sizes if math.isclose(known, size, rel_tol=1e-6)), None)
+
+
 def _known(model: ResidualModel, size: float) -> bool:
-    return any(np.isclose(known, size, rtol=1e-6) for known in model.sizes)
+    return fitted_size(model.sizes, size) is not None
 
 
 def _lag1(a: np.ndarray) -> float:

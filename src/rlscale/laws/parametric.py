@@ -65,12 +65,19 @@ class _JointLaw(Law):
             return sqrt_w * self.residuals(self.curve(self._to_params(theta, extra), points.N, points.X),
                                            points.L)
 
-        theta, cost = solve_multistart(residuals, starts, bounds)
-        if self.loss == "huber":
-            f_scale = huber_scale(residuals(theta))
-            theta, cost = solve_multistart(residuals, [theta], bounds, loss="huber", f_scale=f_scale)
+        theta, cost = _solve(self, residuals, starts, bounds)
         return self._result(points, self._to_params(theta, extra), objective=2.0 * cost / len(points),
                             bounds_hit=bounds.on_bound(theta))
+
+
+def _solve(law: Law, residuals, starts, bounds: Bounds):
+    """Bounded least squares from `starts`; with loss='huber', polished under Huber's loss with
+    the threshold set from the least-squares residuals."""
+    theta, cost = solve_multistart(residuals, starts, bounds)
+    if law.loss == "huber":
+        f_scale = huber_scale(residuals(theta))
+        theta, cost = solve_multistart(residuals, [theta], bounds, loss="huber", f_scale=f_scale)
+    return theta, cost
 
 
 def _pow(log_base: np.ndarray, exponent) -> np.ndarray:
@@ -225,10 +232,7 @@ class Sigmoid(Law):
                 starts = [[r_first, min(1.0, r_last + gain), xmid, b]
                           for gain, xmid, b in itertools.product((0.05, 0.3), (np.median(lx), lx.max() + 1),
                                                                   (0.5, 1.5))]
-            theta, cost = solve_multistart(residuals, starts, bounds)
-            if self.loss == "huber":
-                f_scale = huber_scale(residuals(theta))
-                theta, cost = solve_multistart(residuals, [theta], bounds, loss="huber", f_scale=f_scale)
+            theta, cost = _solve(self, residuals, starts, bounds)
             for name, value in zip(self.names, theta, strict=True):
                 params[name][float(size)] = float(10.0**value if name == "Xmid" else value)
             total_cost += cost
@@ -284,10 +288,7 @@ class PowerFloor(Law):
                 for e in (0.0, 0.5 * l_min, 0.9 * l_min):
                     slope, log_a = np.polyfit(lx - l_ref, np.log10(L - e), 1)
                     starts.append(bounds.clip(np.array([e, log_a, -slope])))
-            theta, cost = solve_multistart(residuals, starts, bounds)
-            if self.loss == "huber":
-                f_scale = huber_scale(residuals(theta))
-                theta, cost = solve_multistart(residuals, [theta], bounds, loss="huber", f_scale=f_scale)
+            theta, cost = _solve(self, residuals, starts, bounds)
             E, log_a, beta = (float(v) for v in theta)
             params["E"][float(size)] = E
             params["B"][float(size)] = float(10.0 ** (l_ref + log_a / beta))

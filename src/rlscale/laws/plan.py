@@ -142,12 +142,7 @@ def plan(fitted: FittedLaw, goal: str, value: float, *, sizes=None, phi: float |
     if not math.isfinite(value) or value <= 0 or (goal == "target_loss" and value >= 1):
         limit = " and below 1" if goal == "target_loss" else ""
         raise LawError(f"{goal} must be a finite number above 0{limit}, got {value:g}")
-    if not (isinstance(prompts_per_step, int) and prompts_per_step >= 1):
-        raise LawError(f"prompts_per_step must be an integer >= 1, got {prompts_per_step!r}")
-    phi = _resolve_phi(fitted, phi, tokens_per_prompt)
-    if bootstrap is not None and (bootstrap.fitted.law, bootstrap.fitted.x) != (fitted.law, fitted.x):
-        raise LawError(f"the bootstrap is of {bootstrap.fitted.law} on {bootstrap.fitted.x}, the plan's "
-                       f"law is {fitted.law} on {fitted.x}")
+    phi = _checked_inputs(fitted, phi, tokens_per_prompt, prompts_per_step, bootstrap, "plan's")
     budget = _Budget(fitted, phi, prompts_per_step)
     candidates = _candidates(fitted, sizes)
     option = {"compute": lambda N: _option_budget(budget, N, "C", value, bootstrap),
@@ -297,12 +292,8 @@ def frontier(fitted: FittedLaw, budgets=None, *, sizes=None, phi: float | None =
 
     attrs: kind, unit, law, x, phi, level (None without bootstrap), size_range, notes."""
     unit = _frontier_unit(kind)
-    if not (isinstance(prompts_per_step, int) and prompts_per_step >= 1):
-        raise LawError(f"prompts_per_step must be an integer >= 1, got {prompts_per_step!r}")
-    phi = _resolve_phi(fitted, phi, tokens_per_prompt)
-    if bootstrap is not None and (bootstrap.fitted.law, bootstrap.fitted.x) != (fitted.law, fitted.x):
-        raise LawError(f"the bootstrap is of {bootstrap.fitted.law} on {bootstrap.fitted.x}, the "
-                       f"frontier's law is {fitted.law} on {fitted.x}")
+    phi = _checked_inputs(fitted, phi, tokens_per_prompt, prompts_per_step, bootstrap,
+                          "frontier's")
     candidates = _candidates(fitted, sizes)
     if budgets is None:
         budgets = budget_grid(fitted, kind=kind, sizes=candidates, phi=phi, around=around,
@@ -402,6 +393,17 @@ def _candidates(fitted: FittedLaw, sizes) -> list[float]:
     if not candidates:
         raise LawError("no candidate sizes: give sizes (the fit records none)")
     return candidates
+
+
+def _checked_inputs(fitted, phi, tokens_per_prompt, prompts_per_step, bootstrap, whose: str):
+    """The plan's and the frontier's shared checks; returns phi (`_resolve_phi`)."""
+    if not (isinstance(prompts_per_step, int) and prompts_per_step >= 1):
+        raise LawError(f"prompts_per_step must be an integer >= 1, got {prompts_per_step!r}")
+    phi = _resolve_phi(fitted, phi, tokens_per_prompt)
+    if bootstrap is not None and (bootstrap.fitted.law, bootstrap.fitted.x) != (fitted.law, fitted.x):
+        raise LawError(f"the bootstrap is of {bootstrap.fitted.law} on {bootstrap.fitted.x}, the "
+                       f"{whose} law is {fitted.law} on {fitted.x}")
+    return phi
 
 
 def _resolve_phi(fitted: FittedLaw, phi: float | None, tokens_per_prompt: float | None) -> float | None:

@@ -320,7 +320,7 @@ def run_protocol(table, protocol, laws, x, *, fraction=0.25, target=None, refit_
         except LawError as err:
             report["fully_out_of_sample"] = {"law": oos_law or "predictive", "error": str(err)}
     if bootstrap_n:
-        report["bootstrap"] = protocol_bootstrap(table, result, x, bootstrap_n, seed, level, warmup)
+        report["bootstrap"] = protocol_bootstrap(table, result, bootstrap_n, seed, level, warmup)
     return report
 
 
@@ -337,20 +337,16 @@ def parametric_counterpart(spec: str) -> str | None:
     return f"{name}:{','.join([*kept, 'e_form=saturating'])}"
 
 
-def protocol_bootstrap(table, result, x, n, seed, level, warmup) -> dict:
-    from rlscale.laws.bootstrap import bootstrap, coverage, describe_method  # imports this module
+def protocol_bootstrap(table, result, n, seed, level, warmup) -> dict:
+    """`laws.bootstrap.bootstrap_protocol` as the CLI reports it: intervals and band coverage."""
+    from rlscale.laws.bootstrap import (  # it imports this module
+        bootstrap_protocol,
+        coverage,
+        describe_method,
+    )
 
-    # Resample the training part: its raw rows where runs and steps are known (so whole runs can
-    # be drawn), else its curve points.
-    train = result.train
-    if "step" in table.columns and table["step"].notna().all():
-        keys = train.to_frame()[["N", "step"]]
-        train = table.merge(keys, on=["N", "step"], how="inner")
-    boot = bootstrap(train, resolve_law(result.law), x, n=n, seed=seed, level=level, warmup=warmup,
-                     progress=True)
-    if result.in_sample_parameters:  # the refit-intercept variant: refit E(target) in every replicate
-        target_points = prepare_points(table, x, warmup=warmup, sizes=[result.heldout["N"].iloc[0]])
-        boot = boot.map(lambda fitted: fitted.refit_intercepts(target_points))
+    boot = bootstrap_protocol(result, table, n=n, seed=seed, level=level, warmup=warmup,
+                              progress=True)
     return {"n": len(boot.replicates), "failed": boot.n_failed, "seed": seed, "level": level,
             "resampling": describe_method(boot),
             "intervals": boot.intervals(sorted({*result.train_sizes, *result.heldout["N"]})),

@@ -227,10 +227,9 @@ class ProtocolBand:
 def protocol_band(result, samples: int, level: float = BAND_LEVEL) -> ProtocolBand:
     """Bootstrap a protocol's training part (laws.bootstrap: correlated-residual model), band its
     held-out points and measure the coverage."""
-    from rlscale.laws.bootstrap import bootstrap, coverage
+    from rlscale.laws.bootstrap import bootstrap_protocol, coverage
 
-    train = result.train.to_frame().rename(columns={result.train.x: result.x})
-    boot = bootstrap(train, result.law, result.x, n=samples, seed=0, level=level)
+    boot = bootstrap_protocol(result, n=samples, seed=0, level=level)
     heldout = result.heldout.copy()
     heldout["lo"], heldout["hi"] = boot.band(heldout["N"], heldout["X"], step=heldout["step"])
     return ProtocolBand(result.protocol, result.x, heldout, coverage(boot, result.heldout))

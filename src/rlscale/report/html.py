@@ -264,11 +264,12 @@ def forecast_table(analysis: Analysis) -> pd.DataFrame:
 
 def rivals_table(analysis: Analysis) -> pd.DataFrame:
     """The rival forms' held-out errors and ranks (laws.rivals), C and D."""
+    def pct(v):
+        return f"{v:.2%}" if np.isfinite(v) else ""
+
     rows = []
     for x, table in analysis.rivals.items():
         for r in table.frame.itertuples(index=False):
-            def pct(v):
-                return f"{v:.2%}" if np.isfinite(v) else ""
             rows.append({"x": x, "law": r.law, "intra MAPE": pct(r.intra_mape),
                          "intra RMSE": f"{r.intra_rmse:.4f}" if np.isfinite(r.intra_rmse) else "",
                          "intra rank": "" if pd.isna(r.intra_rank) else int(r.intra_rank),
