@@ -22,31 +22,6 @@ def parse_sizes(text: str | None) -> list[float] | None:
         raise typer.BadParameter(str(err)) from None
 
 
-def default_e_form(table, x: str, sizes=None) -> dict:
-    """The paper's law's intercept form when none is asked: the joint C/D law for the C-law of a
-    table with both columns (issue 10: the C-law borrows the D-law's flat intercept), else free."""
-    from rlscale.laws.validate import predictive_law, resolve_law
-
-    spec = predictive_law(table, x, sizes)
-    if "joint" not in spec:
-        return {"e_form": "free"}
-    options = resolve_law(spec).get_options()
-    return {"e_form": options["e_form"], "phi": options["phi"]}
-
-
-def _phi_option(table, e_form: str, sizes) -> dict:
-    """--e-form joint asked explicitly: phi pooled from the table (an error without D)."""
-    if e_form != "joint":
-        return {}
-    from rlscale.errors import LawError
-    from rlscale.laws.base import pooled_phi
-
-    phi = pooled_phi(table, sizes)
-    if phi is None:
-        raise LawError("--e-form joint needs both C and D columns (phi = C/(N D))")
-    return {"phi": phi}
-
-
 def fit(
     data: Path = typer.Argument(..., help="A run root (or run dir) or a CSV with N, C and/or D, L "
                                           "[, run, step]."),
@@ -70,6 +45,7 @@ def fit(
     parameters, pooled and per-size R^2 (in-sample), RMSE, and any parameter on a bound."""
     from rlscale.laws import LawWarning, get_law, load_law_table
     from rlscale.laws.base import pooled_phi
+    from rlscale.laws.validate import intercept_options
 
     console = Console(stderr=as_json)
     options = {"space": space, "loss": loss}
@@ -80,8 +56,7 @@ def fit(
         table = load_law_table(data, eval_set=eval_set)
         chosen = parse_sizes(sizes)
         if law == "loglinear_kn":
-            options.update(default_e_form(table, x, chosen) if e_form is None else
-                           {"e_form": e_form, **_phi_option(table, e_form, chosen)})
+            options.update(intercept_options(table, x, e_form, chosen))
         fitted = get_law(law, **options).fit(table, x=x, warmup=warmup, sizes=chosen)
     for warning in caught:
         console.print(f"[yellow]warning:[/yellow] {warning.message}")

@@ -107,6 +107,24 @@ def predictive_law(table, x: str, sizes=None) -> str:
     return SATURATING_LAW
 
 
+def intercept_options(table, x: str, e_form: str | None = None, sizes=None) -> dict:
+    """loglinear_kn's intercept options for a fit of `table`: `e_form` as asked (phi pooled from
+    the table for 'joint'), or when None the default: the joint C/D law for the C-law of a table
+    with both columns (the C-law borrows the D-law's flat intercept), else free intercepts."""
+    if e_form is None:
+        spec = predictive_law(table, x, sizes)
+        if "joint" not in spec:
+            return {"e_form": "free"}
+        options = resolve_law(spec).get_options()
+        return {"e_form": options["e_form"], "phi": options["phi"]}
+    if e_form != "joint":
+        return {"e_form": e_form}
+    phi = pooled_phi(table, sizes)
+    if phi is None:
+        raise LawError("e_form joint needs both C and D columns (phi = C/(N D))")
+    return {"e_form": e_form, "phi": phi}
+
+
 # --- curve points and errors ----------------------------------------------------------------------
 
 def errors(observed, predicted) -> dict:
