@@ -10,7 +10,7 @@ def demo(
     out: Path = typer.Option(Path("rlscale-demo"), help="Where runs and the report are written."),
     quick: bool = typer.Option(False, "--quick", help="A smaller demo (about 3 minutes)."),
     full: bool = typer.Option(
-        False, "--full", help="The whole paper at miniature scale (about 70 minutes; docs/miniature.md)."),
+        False, "--full", help="The whole paper at miniature scale (about an hour: 63.5 minutes measured; docs/miniature.md)."),
     rebuild_family: bool = typer.Option(
         False, "--rebuild-family",
         help="Pretrain the family here instead of using the shipped weights (about 2 hours on 2 cores)."),
