@@ -22,20 +22,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rlscale.experiments.demo import WARMUP_STEPS
 from rlscale.laws import prepare_points
 from rlscale.laws.bootstrap import bootstrap_protocol, coverage
 from rlscale.laws.noise import offset_and_tilt
 from rlscale.laws.validate import inter_model, intra_run
+from rlscale.report.analysis import protocol_band
 from rlscale.units import format_size
 
 PAPER_CD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "paper" / \
     "digitized_instruct_CD.csv"
-DEMO_WARMUP = 4  # experiments.demo.WARMUP_STEPS, kept literal so the script reads alone
 
 
 def intra(name, table, x, refits, level):
     result = intra_run(table, "loglinear_kn", x, fraction=0.25)
-    band = coverage(bootstrap_protocol(result, n=refits, seed=0, level=level), result.heldout)
+    band = protocol_band(result, refits, level).coverage
     by_size = ", ".join(f"{format_size(float(n))} {c:.0%}" for n, c in band["by_size"].items())
     print(f"{name} {x} intra-run: MAPE {result.errors['overall']['mape']:.2%}, "
           f"covers {band['overall']:.1%} ({by_size})")
@@ -81,7 +82,7 @@ def main() -> None:
         from rlscale.runs import RunTable
 
         points = law_points(split_experiments(RunTable.load(args.runs).df).ladder)
-        tables.append(("miniature", points[~points["step"].between(1, DEMO_WARMUP)]))
+        tables.append(("miniature", points[~points["step"].between(1, WARMUP_STEPS)]))
     if not tables:
         raise SystemExit(f"no data: {PAPER_CD} is absent and no --runs given")
     for name, table in tables:
