@@ -45,11 +45,15 @@ def test_fit_json_and_saved_law(tmp_path):
 
 
 def test_fit_of_a_c_and_d_table_defaults_to_the_joint_law(tmp_path):
-    """Issue 10: with both columns the C-law is tied to the D-law (C = N D phi, phi pooled)."""
+    """Issue 10: with both columns the C-law is tied to the D-law (C = N D phi, phi per size)."""
     csv = write_csv(tmp_path / "curves.csv")
     report = json.loads(runner.invoke(app, ["fit", str(csv), "--json"]).stdout)
     assert report["options"]["e_form"] == "joint"
-    assert report["options"]["phi"] == pytest.approx(6 * 2e4 / 512, rel=1e-9)  # 6 T / D per step
+    phis = report["options"]["phi"]  # JSON keys: the sizes
+    assert {float(size) for size in phis} == set(SIZES)
+    assert list(phis.values()) == pytest.approx([6 * 2e4 / 512] * len(SIZES), rel=1e-9)  # 6 T / D
+    assert FittedLaw.from_json(json.dumps(report)).estimator().phi == {  # read back keyed by size
+        float(size): value for size, value in phis.items()}
     assert {"Kmax", "N0", "Emax", "N1"} == set(report["params"])
     on_d = json.loads(runner.invoke(app, ["fit", str(csv), "--x", "D", "--json"]).stdout)
     assert on_d["options"]["e_form"] == "free"  # the D-law: today's behaviour

@@ -119,10 +119,11 @@ def _forecast(data, kind, value, x, ladder, check_last, n, seed, warmup, eval_se
 
 def print_forecast(console: Console, report: dict) -> None:
     from rlscale.laws import format_size
+    from rlscale.laws.validate import short_label
 
     t = report["target"]
     console.print(f"[bold]forecast[/bold] of the {format_size(report['N'])} run along {report['x']}: "
-                  f"{report['law']}")
+                  f"{short_label(report['law'])}")
     table = Table("step", report["x"], "L predicted", f"{report['level']:.0%} band",
                   title="the rest of the run")
     for row in report["path"]:
@@ -173,6 +174,7 @@ def to_json(report: dict) -> str:
 
 def print_report(console: Console, report: dict) -> None:
     from rlscale.laws import format_size
+    from rlscale.laws.validate import short_label
 
     if report["protocol"] == "loso":
         table = Table("law", "folds", "mean MAPE", "mean RMSE", "mean R^2",
@@ -190,9 +192,11 @@ def print_report(console: Console, report: dict) -> None:
         if entry is None:
             continue
         if "error" in entry:
-            console.print(f"[yellow]fully out of sample ({entry['law']}):[/yellow] {entry['error']}")
+            console.print(f"[yellow]fully out of sample ({short_label(entry['law'])}):[/yellow] "
+                          f"{entry['error']}")
             continue
-        console.print(f"[bold]{entry['protocol']}[/bold] {entry['law']} on {entry['x']}: {entry['note']}")
+        console.print(f"[bold]{entry['protocol']}[/bold] {short_label(entry['law'])} on {entry['x']}: "
+                      f"{entry['note']}")
         params = Table("parameter", "value", title="fitted parameters")
         for name, value in entry["params"].items():
             if isinstance(value, dict):

@@ -14,6 +14,7 @@ from rlscale.laws.base import (
     format_size,
     get_law,
     load_law_table,
+    phi_by_size,
     pooled_phi,
     prepare_points,
     size_key,
@@ -23,4 +24,4 @@ from rlscale.laws.base import (
 from rlscale.laws import loglinear, parametric  # noqa: E402,F401  isort: skip
 
 __all__ = ["LAWS", "FittedLaw", "Law", "LawWarning", "Points", "compute_metrics", "estimate_phi",
-           "format_size", "get_law", "load_law_table", "pooled_phi", "prepare_points", "size_key"]
+           "format_size", "get_law", "load_law_table", "phi_by_size", "pooled_phi", "prepare_points", "size_key"]

@@ -276,12 +276,12 @@ def estimate_phi(table: pd.DataFrame) -> dict[float, float]:
     return {float(n): float(10.0 ** g.mean()) for n, g in log_phi.groupby(rows["N"])}
 
 
-def pooled_phi(table: pd.DataFrame, sizes=None) -> float | None:
-    """One phi for all sizes (the geometric mean of the per-size values, so every size counts
-    once), over `sizes` only if given; None when the table lacks C or D. The miniature's phi is
-    the same for every size within 0.3%; the paper's varies 43K-56K (0.5B-72B, 1.3x). Raises
-    LawError where the per-size values span more than PHI_POOL_SPREAD (one phi is then no
-    stand-in for every size's) or C and D disagree on steps (`check_c_d_agree`)."""
+def phi_by_size(table: pd.DataFrame, sizes=None) -> dict[float, float] | None:
+    """Each size's phi (`estimate_phi`), over `sizes` only if given; None when the table lacks C
+    or D. Raises LawError where the values span more than PHI_POOL_SPREAD (their geometric mean,
+    which stands in for an unseen size's, is then no estimate of it) or C and D disagree on steps
+    (`check_c_d_agree`). The miniature's phi is the same for every size within 0.3%; the paper's
+    varies 43K-56K (0.5B-72B, 1.3x)."""
     if not {"N", "C", "D"} <= set(table.columns):
         return None
     if sizes is not None:
@@ -295,10 +295,17 @@ def pooled_phi(table: pd.DataFrame, sizes=None) -> float | None:
     if high > PHI_POOL_SPREAD * low:
         listed = ", ".join(f"{format_size(n)}: {p:.3g}" for n, p in sorted(phis.items()))
         raise LawError(f"phi = C/(N D) varies {high / low:.3g}x across sizes ({listed}), more than "
-                       f"the {PHI_POOL_SPREAD:g}x within which one pooled phi may stand for every "
-                       "size: C cannot be tied to D by one phi (check each size's tokens per "
+                       f"the {PHI_POOL_SPREAD:g}x within which their mean may stand for an unseen "
+                       "size's: C cannot be tied to D by phi (check each size's tokens per "
                        "prompt; fit on D (--x D), or drop the D column to fit C alone)")
-    return float(10.0 ** np.mean(np.log10(list(phis.values()))))
+    return phis
+
+
+def pooled_phi(table: pd.DataFrame, sizes=None) -> float | None:
+    """One phi for all sizes: the geometric mean of the per-size values (`phi_by_size`, with its
+    checks), so every size counts once; None when the table lacks C or D."""
+    phis = phi_by_size(table, sizes)
+    return None if phis is None else float(10.0 ** np.mean(np.log10(list(phis.values()))))
 
 
 def load_law_table(source, *, eval_set: str | None = None) -> pd.DataFrame:
@@ -420,10 +427,10 @@ class FittedLaw:
         if isinstance(metrics.get("r2_per_size"), dict):
             metrics["r2_per_size"] = _decode_sizes(metrics["r2_per_size"])
         phi = metrics.get("phi")
-        if phi is not None and not _positive_number(phi):
+        if phi is not None and not is_positive_number(phi):
             raise LawError(f"fitted-law JSON: metrics.phi must be a positive number, got {phi!r}")
         sizes = data.get("sizes", [])
-        if not isinstance(sizes, list) or not all(_positive_number(s) for s in sizes):
+        if not isinstance(sizes, list) or not all(is_positive_number(s) for s in sizes):
             raise LawError(f"fitted-law JSON: 'sizes' must be a list of positive numbers, got "
                            f"{sizes!r}")
         fitted = cls(law=law, x=x, params={k: _read_param(k, v) for k, v in params.items()},
@@ -457,7 +464,7 @@ def _decode_sizes(value):
     return value
 
 
-def _positive_number(value) -> bool:
+def is_positive_number(value) -> bool:
     return (isinstance(value, int | float) and not isinstance(value, bool)
             and math.isfinite(value) and value > 0)
 

@@ -9,7 +9,9 @@ by C = N D phi (the paper's appendix C.2), E_C(N) = Emax N / (N + N1) + k(N) log
 phi = C / (N D) measured on the data. The C-law's own intercept grows steeply with N (it carries
 k(N) log10(N phi)); the D-law's is nearly flat, so a C-forecast for an unseen size extrapolates
 far better through it. Fitting the joint C-law on C points is fitting the saturating D-law on
-the points D' = C / (N phi), which differ from the runs' D only by the spread of tokens per prompt.
+the points D' = C / (N phi), which differ from the runs' D only by how phi drifts within a run.
+phi is one number for every size, or per size ({N: phi}): each fitted size then converts with its
+own tokens per prompt and a size without one (an unseen size) with their geometric mean.
 
 Fitting uses variable projection: given the slopes, each size's intercept has a closed form, so
 the nonlinear search is over (Kmax, log10 N0) only (2-D, from a fixed 3x3 grid of starts):
@@ -34,6 +36,7 @@ from rlscale.laws.base import (
     Points,
     format_size,
     huber_scale,
+    is_positive_number,
     per_size_value,
     register,
     solve_multistart,
@@ -104,20 +107,21 @@ class LogLinearKN(Law):
     min_points_per_size = 2
 
     def __init__(self, *, space: str = "linear", loss: str = "linear", e_form: str = "free",
-                 phi: float | None = None):
+                 phi: float | dict[float, float] | None = None):
         super().__init__(space=space, loss=loss)
         self.e_form = e_form
-        self.phi = phi
+        # per-size phi read back from JSON has string keys: sizes are numbers here
+        self.phi = _phi_by_size(phi) if isinstance(phi, dict) else phi
 
     def _check_options(self) -> None:
         super()._check_options()
         if self.e_form not in E_FORMS:
             raise LawError(f"e_form must be one of {E_FORMS}, got {self.e_form!r}")
         if self.e_form == "joint":
-            if isinstance(self.phi, bool) or not isinstance(self.phi, int | float) or not (
-                    math.isfinite(self.phi) and self.phi > 0):
-                raise LawError(f"e_form='joint' needs phi = C/(N D), a finite number > 0, got "
-                               f"{self.phi!r}")
+            values = list(self.phi.values()) if isinstance(self.phi, dict) and self.phi else [self.phi]
+            if not all(is_positive_number(v) for v in values):
+                raise LawError(f"e_form='joint' needs phi = C/(N D), a finite number > 0 or a "
+                               f"mapping size -> such a number, got {self.phi!r}")
         elif self.phi is not None:
             raise LawError("phi applies only to e_form='joint'")
 
@@ -130,7 +134,16 @@ class LogLinearKN(Law):
         """log10(N phi) for the joint form, else 0: E_C - E_D = k(N) times this."""
         if self.e_form != "joint":
             return 0.0
-        return np.log10(np.asarray(N, dtype=float) * self.phi)
+        N = np.asarray(N, dtype=float)
+        if not isinstance(self.phi, dict):
+            return np.log10(N * self.phi)
+        sizes = np.array(sorted(self.phi))
+        log_phi = np.log10([self.phi[s] for s in sizes])
+        flat = N.ravel()
+        nearest = np.abs(np.log10(flat)[:, None] - np.log10(sizes)[None, :]).argmin(axis=1)
+        own = np.isclose(sizes[nearest], flat, rtol=1e-6, atol=0)
+        per_point = np.where(own, log_phi[nearest], log_phi.mean())  # unseen: the geometric mean
+        return np.log10(N) + per_point.reshape(N.shape)
 
     def _intercept_shift(self, params, N):
         return self.k(params, N) * self._log_n_phi(N)
@@ -226,6 +239,16 @@ class LogLinearKN(Law):
 
     def _fit_points(self, points: Points, *, init: FittedLaw | None = None) -> FittedLaw:
         self._check_x(points.x)
+        if isinstance(self.phi, dict):
+            # A fit knows the phi of its own sizes only: a size it did not see (a held-out one in
+            # leave-one-size-out or a forward fold) gets their mean, never its own measured phi.
+            known = {s: v for s, v in self.phi.items()
+                     if np.isclose(points.sizes, s, rtol=1e-6, atol=0).any()}
+            if not known:
+                raise LawError(f"phi per size has no value for any fitted size "
+                               f"({', '.join(format_size(s) for s in points.sizes)})")
+            if len(known) < len(self.phi):
+                return LogLinearKN(**{**self.get_options(), "phi": known})._fit_points(points, init=init)
         fit = self._fit_free if self.e_form == "free" else self._fit_saturating
         params, objective, bounds_hit = fit(points, init)
         return self._result(points, params, objective=objective, bounds_hit=bounds_hit)
@@ -241,6 +264,13 @@ class LogLinearKN(Law):
         return FittedLaw(law=self.name, x=fitted.x, params={**fitted.params, "E": merged},
                          options=fitted.options, metrics={}, bounds_hit=list(fitted.bounds_hit),
                          sizes=sizes)
+
+
+def _phi_by_size(phi: dict) -> dict:
+    try:
+        return {float(size): float(value) for size, value in phi.items()}
+    except (TypeError, ValueError):
+        raise LawError(f"phi per size must map sizes to numbers, got {phi!r}") from None
 
 
 @register

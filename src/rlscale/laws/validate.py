@@ -27,7 +27,7 @@ from rlscale.laws.base import (
     Points,
     format_size,
     get_law,
-    pooled_phi,
+    phi_by_size,
     prediction_errors,
     prepare_points,
     size_key,
@@ -51,6 +51,12 @@ def resolve_law(law):
 
 
 def _parse_value(text: str):
+    if ":" in text:  # a mapping size -> number, as _format_value writes one: "5e8:43024;1.5e9:46434"
+        pairs = [item.partition(":") for item in text.split(";")]
+        try:
+            return {float(key): float(value) for key, _, value in pairs}
+        except ValueError:
+            raise LawError(f"law option value '{text}' is not a mapping N:value;N:value") from None
     for cast in (int, float):
         try:
             return cast(text)
@@ -59,14 +65,36 @@ def _parse_value(text: str):
     return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
 
+def _format_value(value) -> str:
+    """An option value as `resolve_law` reads it back (a mapping as N:value;N:value)."""
+    if isinstance(value, dict):
+        return ";".join(f"{float(k)!r}:{float(v)!r}" for k, v in sorted(value.items()))
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 def law_label(law) -> str:
     """A short name for reports that `resolve_law` reads back: the spec string as given, or for a
     Law object its name and the options that differ from their defaults."""
     if isinstance(law, str):
         return law
     defaults = {name: p.default for name, p in inspect.signature(type(law).__init__).parameters.items()}
-    changed = [f"{k}={v}" for k, v in law.get_options().items() if defaults.get(k) != v]
+    changed = [f"{k}={_format_value(v)}" for k, v in law.get_options().items() if defaults.get(k) != v]
     return law.name + (":" + ",".join(changed) if changed else "")
+
+
+def short_label(spec: str) -> str:
+    """A law spec for tables read by people: an option mapping per size (the joint law's phi) as
+    "per size" and its geometric mean; the full spec stays in JSON, where resolve_law reads it."""
+    name, _, opts = spec.partition(":")
+    shown = []
+    for item in filter(None, opts.split(",")):
+        key, _, value = item.partition("=")
+        mapping = _parse_value(value) if ":" in value else None
+        if isinstance(mapping, dict) and mapping:
+            mean = 10.0 ** np.mean(np.log10(list(mapping.values())))
+            value = f"per size (geometric mean {mean:.4g})"
+        shown.append(f"{key}={value}")
+    return name + (":" + ",".join(shown) if shown else "")
 
 
 def predict(fitted, N, X) -> np.ndarray:
@@ -96,14 +124,17 @@ SATURATING_LAW = "loglinear_kn:e_form=saturating"  # parametric E(N): predicts u
 
 def predictive_law(table, x: str, sizes=None) -> str:
     """The default law for predicting a size no parameter saw: for the C-law of a table that also
-    has D, the joint C/D form (loglinear_kn e_form='joint') with phi pooled over `sizes` (the
-    fitted ones, so a held-out size never informs phi); otherwise the saturating E(N).
+    has D, the joint C/D form (loglinear_kn e_form='joint') with phi per size over `sizes` (the
+    fitted ones, so a held-out size never informs phi: it gets their geometric mean); otherwise
+    the saturating E(N).
     Measured, 72B predicted from 0.5B-32B on the paper's Instruct curves: C-law MAPE 8.5% with
-    the saturating E(N), 5.3% joint (D-law 2.6%); the miniature's largest size: 40% -> 6.6%."""
+    the saturating E(N), 5.3% joint with one pooled phi, 2.8% with phi per size (D-law 2.6%);
+    every forward target 7B-72B: 3.0/4.5/2.3/2.8% per size against 2.6/3.7/2.2/5.3% pooled
+    (docs/laws.md)."""
     if x == "C" and isinstance(table, pd.DataFrame):
-        phi = pooled_phi(table, sizes)
-        if phi is not None:
-            return f"loglinear_kn:e_form=joint,phi={phi!r}"
+        phis = phi_by_size(table, sizes)
+        if phis is not None:
+            return f"loglinear_kn:e_form=joint,phi={_format_value(phis)}"
     return SATURATING_LAW
 
 
@@ -119,10 +150,10 @@ def intercept_options(table, x: str, e_form: str | None = None, sizes=None) -> d
         return {"e_form": options["e_form"], "phi": options["phi"]}
     if e_form != "joint":
         return {"e_form": e_form}
-    phi = pooled_phi(table, sizes)
-    if phi is None:
+    phis = phi_by_size(table, sizes)
+    if phis is None:
         raise LawError("e_form joint needs both C and D columns (phi = C/(N D))")
-    return {"e_form": e_form, "phi": phi}
+    return {"e_form": e_form, "phi": phis}
 
 
 # --- curve points and errors ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ import pandas as pd
 
 from rlscale import __version__
 from rlscale.files import atomic_write_text
+from rlscale.laws.validate import short_label
 from rlscale.report import figures as F
 from rlscale.report.analysis import BOOTSTRAP_SAMPLES, PAPER_LAW, Analysis, analyse
 from rlscale.report.curves import format_size, run_column
@@ -222,7 +223,7 @@ def protocol_table(analysis: Analysis) -> pd.DataFrame:
         band = analysis.bands.get((x, band)) if band else None
         covered = (f"{band.coverage['overall']:.0%} in the {band.coverage['level']:.0%} band"
                    if band is not None else "")
-        rows.append({"protocol": name, "x": x, "law": result.law,
+        rows.append({"protocol": name, "x": x, "law": short_label(result.law),
                      "held-out points": overall["n"], "MAPE": f"{overall['mape']:.2%}",
                      "RMSE": f"{overall['rmse']:.4f}", "R²": f"{overall['r2']:.3f}",
                      "coverage": covered, "note": result.note})
@@ -237,7 +238,8 @@ def protocol_table(analysis: Analysis) -> pd.DataFrame:
         loso = analysis.loso.get(x)
         if loso is not None:
             for law, summary in loso.summary().items():
-                rows.append({"protocol": "leave-one-size-out (E refitted)", "x": x, "law": law,
+                rows.append({"protocol": "leave-one-size-out (E refitted)", "x": x,
+                             "law": short_label(law),
                              "held-out points": f"{summary['folds']} folds",
                              "MAPE": f"{summary['mape']:.2%}", "RMSE": f"{summary['rmse']:.4f}",
                              "R²": f"{summary['r2']:.3f}", "coverage": "",
@@ -270,7 +272,7 @@ def rivals_table(analysis: Analysis) -> pd.DataFrame:
     rows = []
     for x, table in analysis.rivals.items():
         for r in table.frame.itertuples(index=False):
-            rows.append({"x": x, "law": r.law, "intra MAPE": pct(r.intra_mape),
+            rows.append({"x": x, "law": short_label(r.law), "intra MAPE": pct(r.intra_mape),
                          "intra RMSE": f"{r.intra_rmse:.4f}" if np.isfinite(r.intra_rmse) else "",
                          "intra rank": "" if pd.isna(r.intra_rank) else int(r.intra_rank),
                          "leave-one-size-out MAPE": pct(r.loso_mape) or r.loso_note,
