@@ -230,3 +230,17 @@ def test_tables_show_a_per_size_phi_in_short():
     spec = "loglinear_kn:e_form=joint,phi=500000000.0:100.0;1500000000.0:400.0"
     assert short_label(spec) == "loglinear_kn:e_form=joint,phi=per size (geometric mean 200)"
     assert short_label("loglinear_kn:e_form=joint,phi=49000.0") == "loglinear_kn:e_form=joint,phi=49000.0"
+
+
+def test_intra_run_measures_a_joint_laws_phi_on_the_fitted_steps_only(table):
+    """Tokens of the held-out steps (here 3x longer responses late in every run) must not move
+    the fit through phi: the default law's phi (from the whole table) is re-measured on the steps
+    the law is fitted to."""
+    from rlscale.laws.validate import intra_run
+
+    late = table.assign(C=table["C"].where(table["step"] <= 20, table["C"] * 3))
+    assert predictive_law(late, "C") != predictive_law(table, "C")
+    plain = intra_run(table, predictive_law(table, "C"), "C", fraction=0.25).fitted
+    fitted = intra_run(late, predictive_law(late, "C"), "C", fraction=0.25).fitted
+    assert fitted.options["phi"] == pytest.approx(plain.options["phi"])
+    assert fitted.params == pytest.approx(plain.params)

@@ -118,7 +118,8 @@ def rank_rivals(table, x: str = "C", *, laws=RIVALS, fraction: float = 0.25,
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always", LawWarning)
             try:
-                result = intra_run(points, law, x, fraction=fraction)
+                # the table, not the points: a joint law's phi is measured on the fitted steps
+                result = intra_run(table, law, x, fraction=fraction, warmup=warmup)
                 intra[label] = result
                 row["intra_mape"] = result.errors["overall"]["mape"]
                 row["intra_rmse"] = result.errors["overall"]["rmse"]
