@@ -54,6 +54,8 @@ def test_fit_of_a_c_and_d_table_defaults_to_the_joint_law(tmp_path):
     assert list(phis.values()) == pytest.approx([6 * 2e4 / 512] * len(SIZES), rel=1e-9)  # 6 T / D
     assert FittedLaw.from_json(json.dumps(report)).estimator().phi == {  # read back keyed by size
         float(size): value for size, value in phis.items()}
+    shown = runner.invoke(app, ["fit", str(csv)]).stdout
+    assert "phi=per size 1M: 234.4" in " ".join(shown.split())  # not a dict dump
     assert {"Kmax", "N0", "Emax", "N1"} == set(report["params"])
     on_d = json.loads(runner.invoke(app, ["fit", str(csv), "--x", "D", "--json"]).stdout)
     assert on_d["options"]["e_form"] == "free"  # the D-law: today's behaviour

@@ -75,7 +75,8 @@ def fit(
 
 def print_fit(console: Console, fitted) -> None:
     m = fitted.metrics
-    console.print(f"[bold]{fitted.law}[/bold] on {fitted.x}  ({fitted.options}), "
+    shown = ", ".join(f"{k}={_shown(v)}" for k, v in fitted.options.items())
+    console.print(f"[bold]{fitted.law}[/bold] on {fitted.x}  ({shown}), "
                   f"{m['n_points']} points, {m['n_sizes']} sizes")
     scalars = Table("parameter", "value", title="shared parameters")
     per_size = {name: value for name, value in fitted.params.items() if isinstance(value, dict)}
@@ -101,3 +102,12 @@ def print_fit(console: Console, fitted) -> None:
                   f"objective {m['objective']:.4g}")
     if fitted.bounds_hit:
         console.print(f"[yellow]on a bound:[/yellow] {', '.join(fitted.bounds_hit)}")
+
+
+def _shown(value) -> str:
+    """An option as a person reads it: a mapping per size (the joint law's phi) by its values."""
+    if isinstance(value, dict):
+        from rlscale.laws import format_size
+
+        return "per size " + ", ".join(f"{format_size(float(n))}: {v:.4g}" for n, v in value.items())
+    return str(value)
