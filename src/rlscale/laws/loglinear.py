@@ -111,7 +111,7 @@ class LogLinearKN(Law):
         super().__init__(space=space, loss=loss)
         self.e_form = e_form
         # per-size phi read back from JSON has string keys: sizes are numbers here
-        self.phi = _phi_by_size(phi) if isinstance(phi, dict) else phi
+        self.phi = _numeric_mapping(phi) if isinstance(phi, dict) else phi
 
     def _check_options(self) -> None:
         super()._check_options()
@@ -266,7 +266,7 @@ class LogLinearKN(Law):
                          sizes=sizes)
 
 
-def _phi_by_size(phi: dict) -> dict:
+def _numeric_mapping(phi: dict) -> dict:
     try:
         return {float(size): float(value) for size, value in phi.items()}
     except (TypeError, ValueError):

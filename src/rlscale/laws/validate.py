@@ -287,9 +287,8 @@ def _with_phi_of_fitted_steps(estimator, table, train: Points):
     if not (isinstance(getattr(estimator, "phi", None), dict) and isinstance(table, pd.DataFrame)
             and "step" in table.columns):
         return estimator
-    last = {float(size): float(train.step[train.size_index == i].max())
-            for i, size in enumerate(train.sizes)}
-    fitted_rows = table[table["step"] <= table["N"].astype(float).map(last)]  # other sizes: NaN
+    fitted = pd.MultiIndex.from_arrays([train.N, train.step])
+    fitted_rows = table[pd.MultiIndex.from_arrays([table["N"].astype(float), table["step"]]).isin(fitted)]
     return get_law(estimator.name, **{**estimator.get_options(), "phi": phi_by_size(fitted_rows)})
 
 
