@@ -1,6 +1,6 @@
 """How well the 90% prediction bands cover held-out points (issue 10's calibration figures).
 
-    python bench/band_coverage.py [--runs RUN_DIR] [--refits 60] [--level 0.9]
+    python bench/band_coverage.py [--runs RUN_DIR] [--refits 60] [--level 0.9] [--synthetic 40]
 
 On the paper's Instruct curves (../shared/data/paper/digitized_instruct_CD.csv) and, with
 --runs, on a run table (a demo's `runs/`: its Exp 1 ladder, the demo's 4-step warm-up clip), for
@@ -10,6 +10,10 @@ the C- and D-laws as `rlscale predict` fits them (laws.validate.predictive_law):
   below it, pooled (one held-out curve alone reads nearly 0 or 1: its points share one offset
   and tilt from the law), with each target's error, band half-width, and its actual offset u
   and relative tilt w = v / k(N) next to the scales the band draws them from.
+--synthetic F: F synthetic ladders drawn from the paper's own D-law and residual structure
+(`synthetic_families`), each with its largest size forecast fully out of sample from the smaller
+ones: the inter-model band's coverage over F targets instead of the real data's four, where the
+truth is known to follow the noise model the band assumes.
 Same seed, same figures. Not a timing: bootstraps take ~1-5 s per protocol here.
 """
 
@@ -67,11 +71,72 @@ def forward(name, table, x, refits, level):
           f"of {total} points")
 
 
+def synthetic_families(table, x: str, families: int, seed: int = 0):
+    """Yield `families` tables shaped as `table` (its sizes and X grid): the law fitted to all of
+    `table` plus, per size, an offset u ~ N(0, s_u), a relative tilt w ~ N(0, s_w) about the
+    curve's centre and AR(1) noise, each scale measured on `table`'s own residuals."""
+    from rlscale.laws.validate import predictive_law, resolve_law
+
+    points = prepare_points(table, x)
+    truth = resolve_law(predictive_law(table, x)).fit(points, x=x)
+    frame = points.to_frame()
+    log_x = np.log10(frame[x].to_numpy())
+    law = np.log10(truth.predict(frame["N"].to_numpy(), frame[x].to_numpy()))
+    resid = np.log10(frame["L"].to_numpy()) - law
+    parts, ar = {}, []
+    for size in np.unique(frame["N"]):
+        m = frame["N"].to_numpy() == size
+        u, v = offset_and_tilt(log_x[m], resid[m])
+        a = resid[m] - u - v * (log_x[m] - log_x[m].mean())
+        parts[size] = (u, v / float(truth.k(size)))
+        ar.append(a)
+    s_u = float(np.sqrt(np.mean([u * u for u, _ in parts.values()])))
+    s_w = float(np.sqrt(np.mean([w * w for _, w in parts.values()])))
+    rho = float(np.median([np.corrcoef(a[:-1], a[1:])[0, 1] for a in ar]))
+    sd = float(np.std(np.concatenate([a[1:] - rho * a[:-1] for a in ar])))
+    print(f"synthetic truth ({x}): {predictive_law(table, x)[:40]}; s_u {s_u:.4f}, s_w {s_w:.3f}, "
+          f"AR(1) rho {rho:.2f}, innovation sd {sd:.4f}")
+    rng = np.random.default_rng(seed)
+    for _ in range(families):
+        logs = np.empty_like(law)
+        for size in np.unique(frame["N"]):
+            m = np.flatnonzero(frame["N"].to_numpy() == size)
+            u, w = rng.normal(0, s_u), rng.normal(0, s_w)
+            a = np.empty(len(m))
+            a[0] = rng.normal(0, sd / np.sqrt(max(1 - rho * rho, 1e-6)))
+            for t in range(1, len(m)):
+                a[t] = rho * a[t - 1] + rng.normal(0, sd)
+            lx = log_x[m]
+            logs[m] = law[m] + u + w * float(truth.k(size)) * (lx - lx.mean()) + a
+        yield frame[["N", "step", x]].assign(L=np.minimum(10 ** logs, 1.0))  # as simulate_curves
+
+
+def synthetic(table, x, families, refits, level):
+    inside = total = mostly = 0
+    halves, errs = [], []
+    for family in synthetic_families(table, x, families):
+        result = inter_model(family, None, x)
+        boot = bootstrap_protocol(result, n=refits, seed=0, level=level)
+        held = result.heldout
+        lo, hi = boot.band(held["N"], held["X"], step=held["step"])
+        band = coverage(boot, held)
+        inside += band["overall"] * band["n"]
+        total += band["n"]
+        mostly += band["overall"] >= 0.5
+        halves.append(float(np.mean((hi - lo) / 2 / held["L_pred"])))
+        errs.append(result.errors["overall"]["mape"])
+    print(f"synthetic {x} inter-model, largest size from the smaller ones, {families} ladders: "
+          f"covers {inside / total:.1%} of {total} points; {mostly}/{families} targets mostly "
+          f"inside; median half-width {np.median(halves):.1%}, median MAPE {np.median(errs):.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, help="a run table (e.g. rlscale-demo/runs)")
     parser.add_argument("--refits", type=int, default=60)
     parser.add_argument("--level", type=float, default=0.9)
+    parser.add_argument("--synthetic", type=int, default=0,
+                        help="synthetic ladders from the paper's D-law (0: none)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     tables = []
@@ -85,6 +150,10 @@ def main() -> None:
         tables.append(("miniature", points[~points["step"].between(1, WARMUP_STEPS)]))
     if not tables:
         raise SystemExit(f"no data: {PAPER_CD} is absent and no --runs given")
+    if args.synthetic:
+        synthetic(tables[0][1].drop(columns="C", errors="ignore"), "D", args.synthetic,
+                  args.refits, args.level)
+        return
     for name, table in tables:
         for x in ("C", "D"):
             intra(name, table, x, args.refits, args.level)

@@ -45,6 +45,22 @@ def test_demo_specs_validate_and_meet_the_demo_contract(mode):
     assert len({c.steps * c.prompts_per_step for c in runs_by_name["exp2_reuse"]}) == 1
 
 
+ABLATIONS = sorted((REPO / "src/rlscale/experiments/specs/ablations").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", ABLATIONS, ids=lambda p: p.name)
+def test_ablation_specs_validate_and_are_one_pass(path):
+    # docs/miniature.md quotes their figures: each must still expand to valid runs, one pass over
+    # its problems (as the demo's ladder), with 30+ evaluations after the warm-up clip
+    from rlscale.experiments.demo import WARMUP_STEPS
+
+    runs = expand(*load_spec(path))
+    validate_runs(runs, path)
+    for c in (r.config("runs") for r in runs):
+        assert c.data.n_problems == c.steps * c.prompts_per_step
+        assert len([s for s in range(0, c.steps + 1, c.eval_every) if s > WARMUP_STEPS]) >= 30
+
+
 @pytest.mark.parametrize("path", ["configs/smoke.yaml", "configs/qwen2.5-paper.yaml"])
 def test_training_configs_load(path):
     assert load_config(REPO / path).group_size >= 2
