@@ -11,7 +11,7 @@ the C- and D-laws as `rlscale predict` fits them (laws.validate.predictive_law):
   and tilt from the law), with each target's error, band half-width, and its actual offset u
   and relative tilt w = v / k(N) next to the scales the band draws them from.
 --synthetic F: F synthetic ladders drawn from the paper's own D-law and residual structure
-(`synthetic_families`), each with its largest size forecast fully out of sample from the smaller
+(`laws.synthetic.synthetic_ladders`), each with its largest size forecast fully out of sample from the smaller
 ones: the inter-model band's coverage over F targets instead of the real data's four, where the
 truth is known to follow the noise model the band assumes.
 Same seed, same figures. Not a timing: bootstraps take ~1-5 s per protocol here.
@@ -71,51 +71,22 @@ def forward(name, table, x, refits, level):
           f"of {total} points")
 
 
-def synthetic_families(table, x: str, families: int, seed: int = 0):
-    """Yield `families` tables shaped as `table` (its sizes and X grid): the law fitted to all of
-    `table` plus, per size, an offset u ~ N(0, s_u), a relative tilt w ~ N(0, s_w) about the
-    curve's centre and AR(1) noise, each scale measured on `table`'s own residuals."""
+def synthetic(table, x, ladders, refits, level):
+    """The largest size of `ladders` synthetic ladders shaped as `table`, forecast fully out of
+    sample: the inter-model band's coverage over that many targets."""
+    from rlscale.laws.synthetic import residual_scales, synthetic_ladders
     from rlscale.laws.validate import predictive_law, resolve_law
 
     points = prepare_points(table, x)
     truth = resolve_law(predictive_law(table, x)).fit(points, x=x)
-    frame = points.to_frame()
-    log_x = np.log10(frame[x].to_numpy())
-    law = np.log10(truth.predict(frame["N"].to_numpy(), frame[x].to_numpy()))
-    resid = np.log10(frame["L"].to_numpy()) - law
-    parts, ar = {}, []
-    for size in np.unique(frame["N"]):
-        m = frame["N"].to_numpy() == size
-        u, v = offset_and_tilt(log_x[m], resid[m])
-        a = resid[m] - u - v * (log_x[m] - log_x[m].mean())
-        parts[size] = (u, v / float(truth.k(size)))
-        ar.append(a)
-    s_u = float(np.sqrt(np.mean([u * u for u, _ in parts.values()])))
-    s_w = float(np.sqrt(np.mean([w * w for _, w in parts.values()])))
-    rho = float(np.median([np.corrcoef(a[:-1], a[1:])[0, 1] for a in ar]))
-    sd = float(np.std(np.concatenate([a[1:] - rho * a[:-1] for a in ar])))
-    print(f"synthetic truth ({x}): {predictive_law(table, x)[:40]}; s_u {s_u:.4f}, s_w {s_w:.3f}, "
-          f"AR(1) rho {rho:.2f}, innovation sd {sd:.4f}")
-    rng = np.random.default_rng(seed)
-    for _ in range(families):
-        logs = np.empty_like(law)
-        for size in np.unique(frame["N"]):
-            m = np.flatnonzero(frame["N"].to_numpy() == size)
-            u, w = rng.normal(0, s_u), rng.normal(0, s_w)
-            a = np.empty(len(m))
-            a[0] = rng.normal(0, sd / np.sqrt(max(1 - rho * rho, 1e-6)))
-            for t in range(1, len(m)):
-                a[t] = rho * a[t - 1] + rng.normal(0, sd)
-            lx = log_x[m]
-            logs[m] = law[m] + u + w * float(truth.k(size)) * (lx - lx.mean()) + a
-        yield frame[["N", "step", x]].assign(L=np.minimum(10 ** logs, 1.0))  # as simulate_curves
-
-
-def synthetic(table, x, families, refits, level):
+    scales = residual_scales(table, truth)
+    print(f"synthetic truth: {predictive_law(table, x)} fitted to the {x} curves; s_u "
+          f"{scales['s_u']:.4f}, s_w {scales['s_w']:.3f}, AR(1) rho {scales['rho']:.2f}, "
+          f"innovation sd {scales['sd']:.4f}")
     inside = total = mostly = 0
     halves, errs = [], []
-    for family in synthetic_families(table, x, families):
-        result = inter_model(family, None, x)
+    for ladder in synthetic_ladders(truth, points.to_frame(), **scales, ladders=ladders):
+        result = inter_model(ladder, None, x)
         boot = bootstrap_protocol(result, n=refits, seed=0, level=level)
         held = result.heldout
         lo, hi = boot.band(held["N"], held["X"], step=held["step"])
@@ -125,8 +96,8 @@ def synthetic(table, x, families, refits, level):
         mostly += band["overall"] >= 0.5
         halves.append(float(np.mean((hi - lo) / 2 / held["L_pred"])))
         errs.append(result.errors["overall"]["mape"])
-    print(f"synthetic {x} inter-model, largest size from the smaller ones, {families} ladders: "
-          f"covers {inside / total:.1%} of {total} points; {mostly}/{families} targets mostly "
+    print(f"synthetic {x} inter-model, largest size from the smaller ones, {ladders} ladders: "
+          f"covers {inside / total:.1%} of {total} points; {mostly}/{ladders} targets mostly "
           f"inside; median half-width {np.median(halves):.1%}, median MAPE {np.median(errs):.1%}")
 
 

@@ -4,6 +4,9 @@ The resource axes follow the paper's recipe: D = step x prompts_per_step and C =
 constant number of tokens per step (the paper's compute definition, generation not counted).
 Noise is independent Gaussian per run and step, with a standard deviation per size (the paper's
 run-to-run spread); several runs per size are drawn so that averaging is exercised too.
+`synthetic_ladders` draws instead the correlated structure `laws.noise` models (per-size offsets
+and tilts, AR(1) noise), at scales `residual_scales` measures on real curves: many targets on
+which a band's coverage can be checked (bench/band_coverage.py --synthetic).
 """
 
 from __future__ import annotations
@@ -60,3 +63,50 @@ def paper_law(reference: dict, *, family: str = "base", x: str = "C") -> FittedL
                              params={"Kmax": float(entry["Kmax"]), "N0": float(entry["N0"]), "E": E},
                              options={"space": "linear", "loss": "linear", "e_form": "free"})
     raise LawError(f"reference has no full-data fit for family={family!r}, x={x!r}")
+
+
+def residual_scales(table, fitted: FittedLaw) -> dict[str, float]:
+    """The residual structure of `table` about `fitted`, as `laws.noise` models it: the RMS
+    offset s_u and relative tilt s_w (tilt / k(N)) of the sizes' curves in log10 L, and the AR(1)
+    rho (median over sizes) and innovation sd of what remains."""
+    from rlscale.laws.base import prepare_points
+    from rlscale.laws.noise import offset_and_tilt
+
+    frame = prepare_points(table, fitted.x).to_frame()
+    offsets, tilts, parts = [], [], []
+    for size, g in frame.groupby("N"):
+        lx = np.log10(g[fitted.x].to_numpy())
+        r = np.log10(g["L"].to_numpy()) - np.log10(fitted.predict(float(size), g[fitted.x].to_numpy()))
+        u, v = offset_and_tilt(lx, r)
+        offsets.append(u)
+        tilts.append(v / float(fitted.k(float(size))))
+        parts.append(r - u - v * (lx - lx.mean()))
+    rho = float(np.median([np.corrcoef(a[:-1], a[1:])[0, 1] for a in parts if len(a) > 2]))
+    innovations = np.concatenate([a[1:] - rho * a[:-1] for a in parts])
+    return {"s_u": float(np.sqrt(np.mean(np.square(offsets)))),
+            "s_w": float(np.sqrt(np.mean(np.square(tilts)))), "rho": rho,
+            "sd": float(np.std(innovations))}
+
+
+def synthetic_ladders(fitted: FittedLaw, grid: pd.DataFrame, *, s_u: float, s_w: float,
+                      rho: float, sd: float, ladders: int, seed: int = 0):
+    """Yield `ladders` law tables (N, step, X, L) on `grid`'s (N, step, X) points: `fitted`'s
+    curves, each size moved by its own offset u ~ N(0, s_u) and tilt w k(N) (w ~ N(0, s_w)) about
+    its centre in log10 X, plus stationary AR(1) noise: the world `laws.noise` assumes, for
+    checking that its bands cover what they claim over many targets. L is clipped into (0, 1]."""
+    x = fitted.x
+    rng = np.random.default_rng(seed)
+    groups = [(float(size), g) for size, g in grid.groupby("N")]
+    for _ in range(ladders):
+        frames = []
+        for size, g in groups:
+            lx = np.log10(g[x].to_numpy())
+            a = np.empty(len(g))
+            a[0] = rng.normal(0.0, sd / np.sqrt(max(1.0 - rho * rho, 1e-6)))
+            for t in range(1, len(g)):
+                a[t] = rho * a[t - 1] + rng.normal(0.0, sd)
+            u, w = rng.normal(0.0, s_u), rng.normal(0.0, s_w)
+            log_l = np.log10(fitted.predict(size, g[x].to_numpy())) + u + \
+                w * float(fitted.k(size)) * (lx - lx.mean()) + a
+            frames.append(g[["N", "step", x]].assign(L=np.clip(10 ** log_l, 1e-6, 1.0)))
+        yield pd.concat(frames, ignore_index=True)
