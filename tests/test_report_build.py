@@ -155,3 +155,40 @@ def test_report_shows_band_coverage_rivals_and_run_forecasts(report):
                for f in forecasts)
     assert "in the 90% band" in html and "Rival forms" in html and "Forecasting a run" in html
     assert "Rival forms" in md and "Forecasting a run" in md
+
+
+def test_report_compares_the_prompt_orders(report):
+    """The fixture's curriculum run sits 0.02 above its shuffled twin at step 1 (L1 0.80 vs
+    0.78), the same law after: the table reports it with the sign and an interval around it."""
+    import json
+
+    html, md, out = report
+    rows = json.loads((out / "report.json").read_text())["prompt_order"]
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["diff"] == pytest.approx(row["L_curriculum"] - row["L_shuffle"])
+    assert row["lo"] < row["diff"] < row["hi"] and row["runs"] == 2
+    assert row["diff"] > 0 and row["verdict"] == ("shuffled better" if row["lo"] > 0
+                                                  else "no difference")
+    assert "Prompt order: curriculum vs shuffled" in html and "Prompt order" in md
+
+
+def test_prompt_order_effect_calls_a_difference_only_outside_its_interval():
+    import numpy as np
+    import pandas as pd
+
+    from rlscale.report.curves import prompt_order_effect
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for order, level in (("curriculum", 0.40), ("shuffle", 0.45)):
+        for seed in range(3):
+            for step in range(0, 40, 2):
+                rows.append({"N": 1e6, "order": order, "run": f"{order}-{seed}", "step": step,
+                             "L": level + rng.normal(0, 0.003)})
+    effect = prompt_order_effect(pd.DataFrame(rows))
+    assert effect["verdict"].tolist() == ["curriculum better"]
+    assert effect["diff"].iloc[0] == pytest.approx(-0.05, abs=0.005)
+    same = pd.DataFrame(rows).assign(L=lambda d: 0.45 + rng.normal(0, 0.003, len(d)))
+    assert prompt_order_effect(same)["verdict"].tolist() == ["no difference"]
+    assert prompt_order_effect(None).empty

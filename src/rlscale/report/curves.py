@@ -161,6 +161,32 @@ def loglinear_slope(x, L, *, level: float = 0.95) -> dict:
             "E": fit.intercept, "r2": fit.rvalue**2, "n": int(len(lx))}
 
 
+def prompt_order_effect(order: pd.DataFrame | None, *, level: float = 0.95) -> pd.DataFrame:
+    """Curriculum against shuffled prompts, per size: the final L of each (`final_loss`: mean of
+    each run's last 20% of evals, with the larger of the eval-noise and run-to-run error), the
+    difference curriculum - shuffled with its `level` interval, and what it says. Empty without
+    both orders at some size."""
+    columns = ["N", "L_curriculum", "L_shuffle", "diff", "lo", "hi", "runs", "verdict"]
+    if order is None or len(order) == 0 or "order" not in order:
+        return pd.DataFrame(columns=columns)
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    rows = []
+    for size, group in order.groupby("N", sort=True):
+        final = final_loss(group, "order", level=level).set_index("order")
+        if not {"curriculum", "shuffle"} <= set(final.index):
+            continue
+        cur, shu = final.loc["curriculum"], final.loc["shuffle"]
+        diff = float(cur["L"] - shu["L"])
+        half = z * float(np.hypot(cur["sem"], shu["sem"]))
+        verdict = ("curriculum better" if diff + half < 0 else
+                   "shuffled better" if diff - half > 0 else "no difference")
+        rows.append({"N": float(size), "L_curriculum": float(cur["L"]),
+                     "L_shuffle": float(shu["L"]), "diff": diff, "lo": diff - half,
+                     "hi": diff + half, "runs": int(cur["n_runs"] + shu["n_runs"]),
+                     "verdict": verdict})
+    return pd.DataFrame(rows, columns=columns)
+
+
 def free_slopes(points: pd.DataFrame, x: str = "C", by: str = "N", *, min_step: int = 1
                 ) -> pd.DataFrame:
     """Per-size (or per-G ...) free slopes k with 95% intervals, on run-averaged curves."""

@@ -23,7 +23,7 @@ from rlscale.files import atomic_write_text
 from rlscale.laws.validate import short_label
 from rlscale.report import figures as F
 from rlscale.report.analysis import BOOTSTRAP_SAMPLES, PAPER_LAW, Analysis, analyse
-from rlscale.report.curves import format_size, run_column
+from rlscale.report.curves import format_size, prompt_order_effect, run_column
 from rlscale.report.findings import Finding, check_findings
 from rlscale.units import size_key
 
@@ -183,6 +183,21 @@ def precision_text(analysis: Analysis) -> str:
     return f"L = 1 − pass@1 on the held-out set; pass@1 estimated by {how}.{clip}"
 
 
+def order_table(analysis: Analysis) -> pd.DataFrame:
+    """Curriculum vs shuffled prompts per size (`curves.prompt_order_effect`), formatted."""
+    effect = prompt_order_effect(analysis.split.order)
+    return pd.DataFrame({
+        "N": [format_size(n) for n in effect["N"]],
+        "final L, curriculum": [f"{v:.4f}" for v in effect["L_curriculum"]],
+        "final L, shuffled": [f"{v:.4f}" for v in effect["L_shuffle"]],
+        "curriculum - shuffled [95% CI]": [f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]" for d, lo, hi in
+                                           zip(effect["diff"], effect["lo"], effect["hi"],
+                                               strict=True)],
+        "runs": list(effect["runs"]),
+        "verdict": list(effect["verdict"]),
+    })
+
+
 def noise_table(analysis: Analysis) -> pd.DataFrame:
     """Per size: the eval noise floor (std of L for a fixed policy) beside the run's gain."""
     noise = analysis.noise
@@ -325,6 +340,7 @@ th{background:#f3f3f3} figure{margin:1.5em 0} img{max-width:100%}
 
 def render_html(analysis: Analysis, findings: list[Finding], figures: list[ReportFigure],
                 *, title: str) -> str:
+    order = order_table(analysis)
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
              f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>",
              f"<p>rlscale {_e(__version__)}; {len(runs_table(analysis))} runs; laws fitted on "
@@ -357,6 +373,10 @@ def render_html(analysis: Analysis, findings: list[Finding], figures: list[Repor
              "first half, as <code>rlscale predict RUN_DIR --until STEP</code> would have done "
              "halfway through (its own line, bootstrap band).</p>",
              _html_table(forecast_table(analysis)),
+             *(["<h2>Prompt order: curriculum vs shuffled</h2><p>Final L: the mean of each "
+                "run's last 20% of evaluations (the paper orders problems easy to hard; the "
+                "miniature demo shuffles them, docs/miniature.md).</p>",
+                _html_table(order)] if len(order) else []),
              "<h2>Measurement precision</h2><p>The eval noise floor is the std of L for a fixed "
              "policy (the step-0 policy re-evaluated with other sampling seeds where measured); "
              "the gain is L at step 0 minus the mean of the last 3 evaluations.</p>",
@@ -398,8 +418,11 @@ def render_markdown(analysis: Analysis, findings: list[Finding], figures: list[R
               "## Prediction protocols (held-out errors)", "", _md_table(protocol_table(analysis)),
               "### Rival forms, ranked by held-out RMSE", "", _md_table(rivals_table(analysis)),
               "### Forecasting a run in progress (last step from the first half)", "",
-              _md_table(forecast_table(analysis)),
-              "## Measurement precision", "", _md_table(noise_table(analysis))]
+              _md_table(forecast_table(analysis))]
+    order = order_table(analysis)
+    if len(order):
+        lines += ["## Prompt order: curriculum vs shuffled (final L)", "", _md_table(order)]
+    lines += ["## Measurement precision", "", _md_table(noise_table(analysis))]
     missing = [f for f in figures if f.figure is None]
     if missing:
         lines += ["## Figures skipped", ""] + [f"- {f.title}: {f.note}" for f in missing]

@@ -15,6 +15,7 @@ import numpy as np
 
 from rlscale import __version__
 from rlscale.report.analysis import PAPER_LAW, Analysis
+from rlscale.report.curves import prompt_order_effect
 
 
 def _clean(value):
@@ -118,6 +119,7 @@ def report_summary(analysis: Analysis, findings, *, timing: dict | None = None) 
         "protocols": _protocols(analysis),
         "laws": _laws(analysis),
         "noise_floor": _noise(analysis),
+        "prompt_order": prompt_order_effect(analysis.split.order).to_dict(orient="records"),
         "rivals": {x: table.to_dict() for x, table in analysis.rivals.items()},
         "run_forecasts": [] if analysis.run_forecasts is None else
         analysis.run_forecasts.to_dict(orient="records"),
