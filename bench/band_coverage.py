@@ -46,15 +46,23 @@ def intra(name, table, x, refits, level):
           f"covers {band['overall']:.1%} ({by_size})")
 
 
+def target_band(table, x, target, refits, level):
+    """One size forecast fully out of sample: the protocol's result, its bootstrap, the band's
+    coverage of the held-out points and its mean relative half-width."""
+    result = inter_model(table, None, x, target=target)
+    boot = bootstrap_protocol(result, n=refits, seed=0, level=level)
+    held = result.heldout
+    lo, hi = boot.band(held["N"], held["X"], step=held["step"])
+    half = float(np.mean((hi - lo) / 2 / held["L_pred"]))
+    return result, boot, coverage(boot, held), half
+
+
 def forward(name, table, x, refits, level):
     sizes = prepare_points(table, x).sizes
     inside = total = 0
     for target in sizes[3:]:
-        result = inter_model(table, None, x, target=target)
-        boot = bootstrap_protocol(result, n=refits, seed=0, level=level)
+        result, boot, band, half = target_band(table, x, target, refits, level)
         held = result.heldout
-        lo, hi = boot.band(held["N"], held["X"], step=held["step"])
-        band = coverage(boot, held)
         inside += band["overall"] * band["n"]
         total += band["n"]
         u, v = offset_and_tilt(np.log10(held["X"].to_numpy()),
@@ -62,7 +70,6 @@ def forward(name, table, x, refits, level):
         noise = boot.noise
         u_scale, tilt_scale, dof = noise.scales(target)
         k = noise.slope(target) if noise.slope is not None else 1.0
-        half = float(np.mean((hi - lo) / 2 / held["L_pred"]))
         print(f"  {name} {x} {format_size(target)} from {len(result.train.sizes)} sizes: MAPE "
               f"{result.errors['overall']['mape']:.1%}, half-width {half:.1%}, covers "
               f"{band['overall']:.0%}; offset u {u:+.4f} (scale {u_scale:.4f}), tilt w "
@@ -86,15 +93,11 @@ def synthetic(table, x, ladders, refits, level):
     inside = total = mostly = 0
     halves, errs = [], []
     for ladder in synthetic_ladders(truth, points.to_frame(), **scales, ladders=ladders):
-        result = inter_model(ladder, None, x)
-        boot = bootstrap_protocol(result, n=refits, seed=0, level=level)
-        held = result.heldout
-        lo, hi = boot.band(held["N"], held["X"], step=held["step"])
-        band = coverage(boot, held)
+        result, _, band, half = target_band(ladder, x, None, refits, level)
         inside += band["overall"] * band["n"]
         total += band["n"]
         mostly += band["overall"] >= 0.5
-        halves.append(float(np.mean((hi - lo) / 2 / held["L_pred"])))
+        halves.append(half)
         errs.append(result.errors["overall"]["mape"])
     print(f"synthetic {x} inter-model, largest size from the smaller ones, {ladders} ladders: "
           f"covers {inside / total:.1%} of {total} points; {mostly}/{ladders} targets mostly "
