@@ -66,26 +66,21 @@ def paper_law(reference: dict, *, family: str = "base", x: str = "C") -> FittedL
 
 
 def residual_scales(table, fitted: FittedLaw) -> dict[str, float]:
-    """The residual structure of `table` about `fitted`, as `laws.noise` models it: the RMS
-    offset s_u and relative tilt s_w (tilt / k(N)) of the sizes' curves in log10 L, and the AR(1)
-    rho (median over sizes) and innovation sd of what remains."""
+    """The residual structure of `table` about `fitted`, as `laws.noise.ResidualModel` reads it:
+    the RMS offset s_u and relative tilt s_w (tilt / k(N)) of the sizes' curves in log10 L, the
+    median AR(1) rho over sizes and the sd of the innovations that remain."""
     from rlscale.laws.base import prepare_points
-    from rlscale.laws.noise import offset_and_tilt
+    from rlscale.laws.noise import ResidualModel
 
     frame = prepare_points(table, fitted.x).to_frame()
-    offsets, tilts, parts = [], [], []
-    for size, g in frame.groupby("N"):
-        lx = np.log10(g[fitted.x].to_numpy())
-        r = np.log10(g["L"].to_numpy()) - np.log10(fitted.predict(float(size), g[fitted.x].to_numpy()))
-        u, v = offset_and_tilt(lx, r)
-        offsets.append(u)
-        tilts.append(v / float(fitted.k(float(size))))
-        parts.append(r - u - v * (lx - lx.mean()))
-    rho = float(np.median([np.corrcoef(a[:-1], a[1:])[0, 1] for a in parts if len(a) > 2]))
-    innovations = np.concatenate([a[1:] - rho * a[:-1] for a in parts])
-    return {"s_u": float(np.sqrt(np.mean(np.square(offsets)))),
-            "s_w": float(np.sqrt(np.mean(np.square(tilts)))), "rho": rho,
-            "sd": float(np.std(innovations))}
+    N, X = frame["N"].to_numpy(float), frame[fitted.x].to_numpy(float)
+    residual = np.log10(frame["L"].to_numpy(float)) - np.log10(fitted.predict(N, X))
+    sizes = ResidualModel.fit(N, np.log10(X), residual).sizes
+    tilts = [noise.v / float(fitted.k(size)) for size, noise in sizes.items()]
+    return {"s_u": float(np.sqrt(np.mean([noise.u ** 2 for noise in sizes.values()]))),
+            "s_w": float(np.sqrt(np.mean(np.square(tilts)))),
+            "rho": float(np.median([noise.rho for noise in sizes.values()])),
+            "sd": float(np.std(np.concatenate([noise.innovations for noise in sizes.values()])))}
 
 
 def synthetic_ladders(fitted: FittedLaw, grid: pd.DataFrame, *, s_u: float, s_w: float,
