@@ -108,7 +108,7 @@ def test_inter_model_band_covers_synthetic_targets_at_about_its_level():
     """Where the truth is the noise model's world (per-size offsets and tilts, AR(1) noise at
     the paper's measured scales) and many targets can be had, the 90% band of a fully
     out-of-sample size must hold most of them (bench/band_coverage.py --synthetic 150: 84% of
-    points, 129/150 targets, on the paper's grid). Here all 10 targets are inside; a band without
+    points, 130/150 targets, on the paper's grid). Here all 10 targets are inside; a band without
     the across-size spread (offsets and tilts) holds 57% of the points, 6 targets mostly."""
     from rlscale.laws import FittedLaw
     from rlscale.laws.bootstrap import bootstrap_protocol
