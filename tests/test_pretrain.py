@@ -127,6 +127,22 @@ def test_member_path_prefers_matching_shipped_weights(tmp_path, monkeypatch):
     assert F.verify_shipped(shipped) == {f"{folder.name}/model.safetensors": "sha256 differs"}
 
 
+def test_a_changed_task_never_reuses_shipped_weights(monkeypatch):
+    """The recipe hash covers what the corpus holds, not only the stage's config: a task with one
+    more tier (same config, same seed) gets a new hash, so the shipped members are not its own."""
+    from rlscale.data import arithmetic
+
+    name = "mini-42k"
+    before = F.FAMILY_CONFIG.recipe_hash(name, "base")
+    assert F.shipped_path(name, "base") is not None
+    monkeypatch.setitem(arithmetic.ARITHMETIC_TIERS, 7, arithmetic.Tier(digits=4, ops=2))
+    assert F.FAMILY_CONFIG.recipe_hash(name, "base") != before
+    assert F.shipped_path(name, "base") is None
+    monkeypatch.setattr(C, "SLIPS", (-2, 2))  # a different slip set changes it again
+    monkeypatch.delitem(arithmetic.ARITHMETIC_TIERS, 7)
+    assert F.FAMILY_CONFIG.recipe_hash(name, "base") != before
+
+
 def test_bad_member_requests():
     from rlscale.errors import ConfigError
 

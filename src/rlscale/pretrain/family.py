@@ -64,16 +64,29 @@ class FamilyConfig(BaseModel):
         return self.base if variant == "base" else self.instruct
 
     def recipe_hash(self, name: str, variant: str) -> str:
-        """What determines a member's weights: its shape, the stages up to `variant`, the vocab."""
+        """What determines a member's weights: its shape, the stages up to `variant` (their config
+        and what their corpus holds), the vocab."""
         stages = [self.base] + ([self.instruct] if variant == "instruct" else [])
         blob = json.dumps({"spec": asdict(get_spec(name)),
                            "stages": [s.model_dump(mode="json") for s in stages],
+                           "corpus": [corpus_fingerprint(s) for s in stages],
                            "storage": str(STORAGE_DTYPE),
                            "vocab": build_tokenizer().get_vocab()}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 FAMILY_CONFIG = FamilyConfig()
+FINGERPRINT_SOLUTIONS = 512
+
+
+def corpus_fingerprint(stage: PretrainConfig) -> str:
+    """sha256 of the first solutions of a stage's corpus. The stage's config names its corpus
+    but not the task's code: a change to the tiers, the slips or the problem generator changes
+    these texts, and so the recipe hash, so shipped weights are never reused for another task."""
+    pairs = pretraining_corpus(FINGERPRINT_SOLUTIONS, flaw_rate=stage.flaw_rate, seed=stage.seed,
+                               tiers=stage.tiers)
+    text = "\n".join(f"{problem.prompt_text()}{solution}" for problem, solution in pairs)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def default_root() -> Path:
