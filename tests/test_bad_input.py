@@ -102,6 +102,9 @@ def files(tmp_path: Path):
     (tmp_path / "pairs_utf8.jsonl").write_bytes(b'{"gold": "1", "answer": "\xff\xfe"}\n')
     (tmp_path / "pairs_gold.jsonl").write_text('{"gold": {"a": 1}, "answer": "x"}\n')
     (tmp_path / "config.yaml").write_text("model: mini-42k\n")
+    (tmp_path / "recipe_steps.yaml").write_text("continued:\n  - steps: 0\n")
+    (tmp_path / "recipe_tiers.yaml").write_text("continued:\n  - tiers: [1, 9]\n")
+    (tmp_path / "recipe_list.yaml").write_text("- steps: 10\n")
     (tmp_path / "runs" / "exp" / "r1").mkdir(parents=True)
     (tmp_path / "runs" / "exp" / "r1" / "meta.json").write_text("{}")
     return tmp_path
@@ -196,6 +199,11 @@ CASES = [
     (["train", "{d}/config.yaml", "run_id=/abs/x"], "key 'run_id'"),
     (["train", "{d}/config.yaml", "nonsense=1"], "unknown key"),
     (["train", "{d}/missing.yaml"], "missing.yaml"),
+    # family recipes: named file and key, before anything is built
+    (["pretrain", "--recipe", "{d}/recipe_steps.yaml"], "recipe_steps.yaml: key 'continued.0.steps'"),
+    (["pretrain", "--recipe", "{d}/recipe_tiers.yaml"], "recipe_tiers.yaml: key 'continued.0.tiers'"),
+    (["pretrain", "--recipe", "{d}/recipe_list.yaml"], "recipe_list.yaml: the family recipe must"),
+    (["pretrain", "--recipe", "{d}/no_recipe.yaml"], "no_recipe.yaml: family recipe not found"),
 ]
 
 

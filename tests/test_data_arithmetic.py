@@ -6,6 +6,7 @@ import pytest
 from rlscale.data import (
     ARITHMETIC_CHARSET,
     ARITHMETIC_TIERS,
+    DEFAULT_TIERS,
     EASY_THRESHOLD,
     Problem,
     arithmetic_problems,
@@ -82,7 +83,7 @@ def test_tiers_shape_and_difficulty(many):
 
 def test_default_mix_has_easy_and_hard(many):
     counts = Counter(p.metadata["tier"] for p in many)
-    assert set(counts) == set(ARITHMETIC_TIERS)
+    assert set(counts) == set(DEFAULT_TIERS) == {1, 2, 3, 4, 5, 6}  # tiers 7-8 are opt-in
     assert max(counts.values()) - min(counts.values()) <= 1  # equal shares
     easy = sum(p.pass_rate >= EASY_THRESHOLD for p in many) / len(many)
     assert 0.25 <= easy <= 0.75
@@ -124,3 +125,23 @@ def test_solution_of_text_and_bad_prompt():
         arithmetic_solution(Problem("q", "What is 2+2?", "4"))
     with pytest.raises(DataError):
         arithmetic_solution("__import__('os')=")
+
+
+def test_the_opt_in_hard_tiers_fit_the_miniature_response_budget():
+    """Tiers 7-8 (4 digits x 2 operations, 5 digits x 1) are harder than every default tier, hard
+    by the easy/hard split, and their worked solutions plus eos fit the miniature recipe's
+    48-token response budget (one token a character) even at their largest operands."""
+    from rlscale.models.tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    hard = arithmetic_problems(4000, seed=5, tiers=[7, 8])
+    assert {p.metadata["tier"] for p in hard} == {7, 8}
+    assert max(p.pass_rate for p in hard) < min(ARITHMETIC_TIERS[t].pass_rate
+                                                 for t in DEFAULT_TIERS)
+    assert all(p.pass_rate < EASY_THRESHOLD for p in hard)
+    worst = ["9999+9999-1000=", "99999+99999="]  # the longest running values either tier writes
+    lengths = [len(tokenizer(arithmetic_solution(t), add_special_tokens=False)["input_ids"]) + 1
+               for t in worst + [p.prompt for p in hard]]
+    assert max(lengths) <= 48, max(lengths)
+    for p in hard:
+        assert last_boxed(arithmetic_solution(p)) == p.answer == str(evaluate_chain(p.prompt))

@@ -4,6 +4,7 @@ resumable), members built and cached by recipe, and the shipped weights."""
 import hashlib
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,6 +128,60 @@ def test_member_path_prefers_matching_shipped_weights(tmp_path, monkeypatch):
     assert F.verify_shipped(shipped) == {f"{folder.name}/model.safetensors": "sha256 differs"}
 
 
+def test_a_staged_recipe_continues_the_member_before_it(tmp_path, monkeypatch):
+    """A staged recipe's base member is the one-stage member continued on its own corpus: taken
+    from the shipped weights when those match (never retrained), built on top of them, checked on
+    every tier its stages train, and hashed apart from the one-stage member."""
+    second = PretrainConfig(steps=4, batch_size=8, lr=1e-3, warmup_steps=2, seed=11,
+                            tiers=[1, 2, 3, 4, 5, 6, 7, 8])
+    staged = TINY.model_copy(update={"continued": [second]})
+    assert staged.recipe_hash(SMALLEST, "base") != TINY.recipe_hash(SMALLEST, "base")
+    assert staged.previous("base") == (TINY, "base") and TINY.previous("base") is None
+    assert staged.stages("instruct") == [TINY.base, second, TINY.instruct]
+    shipped = tmp_path / "weights"
+    monkeypatch.setattr(F, "SHIPPED", shipped)
+    F.ship_member(F.build_member(SMALLEST, "base", root=tmp_path / "first", config=TINY),
+                  target=shipped)
+    first = shipped / F.member_name(SMALLEST, "base")
+
+    def forbid_fresh_models(*args, **kwargs):
+        raise AssertionError("the first stage was retrained instead of reused")
+
+    monkeypatch.setattr(F, "build_model", forbid_fresh_models)
+    built = F.build_member(SMALLEST, "base", root=tmp_path / "cache", config=staged)
+    record = F.member_record(built)
+    assert record["recipe_hash"] == staged.recipe_hash(SMALLEST, "base") and record["steps"] == 4
+    assert set(record["check"]["per_tier"]) == {str(t) for t in range(1, 9)}
+    assert not (tmp_path / "cache" / f"{F.member_name(SMALLEST, 'base')}-"
+                f"{TINY.recipe_hash(SMALLEST, 'base')}").exists()  # stage 1 came from shipped
+    # the same as continuing the stored first-stage weights by hand with the second stage
+    from rlscale.models import load_model
+    by_hand, tokenizer = load_model(first)
+    corpus = [(p.prompt_text(), t) for p, t in C.pretraining_corpus(
+        32, flaw_rate=second.flaw_rate, seed=11, tiers=second.tiers)]
+    pretrain(by_hand, tokenizer, corpus, second)
+    model, _ = load_model(built)
+    for a, b in zip(model.state_dict().values(), by_hand.state_dict().values(), strict=True):
+        assert torch.equal(a, b.bfloat16().float())
+
+
+def test_family_recipe_files(tmp_path):
+    """The shipped staged recipe loads and continues today's one-stage family; a bad recipe file
+    names the file and the key."""
+    from rlscale.errors import ConfigError
+
+    staged = F.load_recipe(Path(__file__).parents[1] / "configs" / "family-staged.yaml")
+    assert staged.previous("base") == (F.FAMILY_CONFIG, "base")
+    assert staged.check_tiers() == list(range(1, 9)) and F.FAMILY_CONFIG.check_tiers() is None
+    bad = tmp_path / "recipe.yaml"
+    bad.write_text("continued:\n  - steps: 0\n")
+    with pytest.raises(ConfigError, match=r"recipe.yaml: key 'continued.0.steps'"):
+        F.load_recipe(bad)
+    bad.write_text("stage2: {}\n")
+    with pytest.raises(ConfigError, match="key 'stage2'"):
+        F.load_recipe(bad)
+
+
 def test_a_changed_task_never_reuses_shipped_weights(monkeypatch):
     """The recipe hash covers what the corpus holds, not only the stage's config: a task with one
     more tier (same config, same seed) gets a new hash, so the shipped members are not its own."""
@@ -135,11 +190,11 @@ def test_a_changed_task_never_reuses_shipped_weights(monkeypatch):
     name = "mini-42k"
     before = F.FAMILY_CONFIG.recipe_hash(name, "base")
     assert F.shipped_path(name, "base") is not None
-    monkeypatch.setitem(arithmetic.ARITHMETIC_TIERS, 7, arithmetic.Tier(digits=4, ops=2))
+    monkeypatch.setattr(arithmetic, "DEFAULT_TIERS", (*arithmetic.DEFAULT_TIERS, 7))
     assert F.FAMILY_CONFIG.recipe_hash(name, "base") != before
     assert F.shipped_path(name, "base") is None
     monkeypatch.setattr(C, "SLIPS", (-2, 2))  # a different slip set changes it again
-    monkeypatch.delitem(arithmetic.ARITHMETIC_TIERS, 7)
+    monkeypatch.setattr(arithmetic, "DEFAULT_TIERS", arithmetic.DEFAULT_TIERS[:-1])
     assert F.FAMILY_CONFIG.recipe_hash(name, "base") != before
 
 

@@ -16,6 +16,9 @@ def pretrain(
         False, "--ship", help="Copy the built members into the package's weights (maintainers)."),
     workers: int = typer.Option(2, "--workers", help="Sizes built at once."),
     threads: int = typer.Option(1, "--threads", help="torch threads per worker."),
+    recipe: Path | None = typer.Option(
+        None, "--recipe", help="A family recipe YAML (e.g. configs/family-staged.yaml; default: "
+                               "the shipped recipe)."),
 ):
     """Show the pretrained miniature family, building any member that is not shipped.
 
@@ -28,8 +31,10 @@ def pretrain(
 
     from rlscale.models import LADDER
     from rlscale.pretrain.family import (
+        FAMILY_CONFIG,
         VARIANTS,
         build_family,
+        load_recipe,
         member_record,
         ship_member,
         shipped_path,
@@ -45,11 +50,12 @@ def pretrain(
         raise typer.BadParameter(f"must be one of {VARIANTS} or 'all'", param_hint="--variant")
     if workers < 1 or threads < 1:
         raise typer.BadParameter("must be >= 1", param_hint="--workers/--threads")
+    config = load_recipe(recipe) if recipe is not None else FAMILY_CONFIG
     variants = VARIANTS if variant == "all" else (variant,)
-    paths = {(n, v): shipped_path(n, v) for n in names for v in variants}
+    paths = {(n, v): shipped_path(n, v, config) for n in names for v in variants}
     todo = [n for n in names if rebuild or ship or any(paths[(n, v)] is None for v in variants)]
-    built = build_family(todo, variants, root=root, workers=workers, threads=threads,
-                         console=console) if todo else {}
+    built = build_family(todo, variants, root=root, config=config, workers=workers,
+                         threads=threads, console=console) if todo else {}
     table = Table("size", "variant", "N", "source", "steps", "wall s", "final loss",
                   "canonical pass@1", "per tier", title="the miniature family")
     for name in names:
@@ -64,3 +70,5 @@ def pretrain(
                           f"{record['wall_time']:.0f}", f"{record['final_loss']:.4f}",
                           f"{record['check']['canonical_pass1']:.3f}", tiers)
     console.print(table)
+    for (name, v), path in built.items():  # what a training config's `model` can point at
+        console.print(f"{name} {v}: {path}")

@@ -3,6 +3,7 @@
 from rlscale.data.arithmetic import (
     ARITHMETIC_CHARSET,
     ARITHMETIC_TIERS,
+    DEFAULT_TIERS,
     Tier,
     arithmetic_problems,
     arithmetic_solution,
@@ -19,6 +20,7 @@ from rlscale.data.problem import EASY_THRESHOLD, Problem, Prompt
 __all__ = [
     "ARITHMETIC_CHARSET",
     "ARITHMETIC_TIERS",
+    "DEFAULT_TIERS",
     "EASY_THRESHOLD",
     "Problem",
     "Prompt",

@@ -28,8 +28,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rlscale.config import read_yaml_mapping
+from rlscale.data import arithmetic
 from rlscale.errors import ConfigError, DataError
 from rlscale.files import atomic_write_text
 from rlscale.models.ladder import build_model, get_spec
@@ -53,6 +55,10 @@ class FamilyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     base: PretrainConfig = Field(default_factory=PretrainConfig)
+    continued: list[PretrainConfig] = Field(default_factory=list, description=(
+        "Further base stages, each continuing the one before (a staged, easy-first "
+        "pretraining: tiers 7-8 are learned only after tiers 1-6; docs/miniature.md). Empty: "
+        "the shipped one-stage recipe."))
     instruct: PretrainConfig = Field(
         default_factory=lambda: PretrainConfig(steps=1000, lr=1e-3, warmup_steps=20,
                                                flaw_rate=0.2, seed=7),
@@ -61,12 +67,33 @@ class FamilyConfig(BaseModel):
     check_seed: int = Field(1, description="Seed of the check's held-out problems.")
 
     def stage(self, variant: str) -> PretrainConfig:
-        return self.base if variant == "base" else self.instruct
+        """The last stage of `variant`: the one a build of that member trains."""
+        return (self.continued[-1] if self.continued else self.base) if variant == "base" \
+            else self.instruct
+
+    def stages(self, variant: str) -> list[PretrainConfig]:
+        """Every stage up to `variant`, in training order."""
+        return [self.base, *self.continued] + ([self.instruct] if variant == "instruct" else [])
+
+    def previous(self, variant: str) -> tuple[FamilyConfig, str] | None:
+        """The recipe and variant a build of `variant` continues from (None: a fresh model)."""
+        if variant == "instruct":
+            return self, "base"
+        if self.continued:
+            return self.model_copy(update={"continued": self.continued[:-1]}), "base"
+        return None
+
+    def check_tiers(self) -> list[int] | None:
+        """The tiers of the per-tier check: every tier a base stage trains on (None: default)."""
+        named = [s.tiers for s in (self.base, *self.continued)]
+        if all(t is None for t in named):
+            return None
+        return sorted(set().union(*(t or arithmetic.DEFAULT_TIERS for t in named)))
 
     def recipe_hash(self, name: str, variant: str) -> str:
         """What determines a member's weights: its shape, the stages up to `variant` (their config
         and what their corpus holds), the vocab."""
-        stages = [self.base] + ([self.instruct] if variant == "instruct" else [])
+        stages = self.stages(variant)
         blob = json.dumps({"spec": asdict(get_spec(name)),
                            "stages": [s.model_dump(mode="json") for s in stages],
                            "corpus": [corpus_fingerprint(s) for s in stages],
@@ -76,6 +103,18 @@ class FamilyConfig(BaseModel):
 
 
 FAMILY_CONFIG = FamilyConfig()
+
+
+def load_recipe(path: str | Path) -> FamilyConfig:
+    """A family recipe from a YAML file of `FamilyConfig`'s keys (what it leaves out is the shipped
+    recipe's), e.g. configs/family-staged.yaml; errors name the file and the key."""
+    raw = read_yaml_mapping(path, "family recipe")
+    try:
+        return FamilyConfig.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: key '{key}': {first['msg']}") from None
 FINGERPRINT_SOLUTIONS = 512
 
 
@@ -139,8 +178,10 @@ def build_member(name: str, variant: str = "base", *, root: str | Path | None = 
                  config: FamilyConfig = FAMILY_CONFIG, progress=None) -> Path:
     """Pretrain one member into `root` (cached: a finished member is returned as it is).
 
-    Resumable: an interrupted build continues from its last state in `<root>/.work-...`. The
-    instruct variant first builds (or finds) the base member it continues from.
+    Resumable: an interrupted build continues from its last state in `<root>/.work-...`. A
+    member that continues another (the instruct variant, or a staged recipe's last base stage)
+    first finds or builds the member before it, the shipped one when its recipe matches (a
+    rebuild reproduces shipped weights bit for bit, so this only saves the hours).
     """
     _check_variant(variant)
     root = Path(root).expanduser() if root is not None else default_root()
@@ -148,12 +189,14 @@ def build_member(name: str, variant: str = "base", *, root: str | Path | None = 
     final = root / f"{member_name(name, variant)}-{key}"
     if cached_path(name, variant, root=root, config=config) is not None:
         return final
-    if variant == "base":
+    previous = config.previous(variant)
+    if previous is None:
         tokenizer = build_tokenizer()
         model = build_model(name, seed=0, tokenizer=tokenizer)
-    else:
-        model, tokenizer = load_model(build_member(name, "base", root=root, config=config,
-                                                   progress=progress))
+    else:  # continue the stored (bfloat16) member before it, shipped if its recipe matches
+        before, before_variant = previous
+        model, tokenizer = load_model(member_path(name, before_variant, root=root, config=before,
+                                                  progress=progress))
     stage = config.stage(variant)
     corpus = [(p.prompt_text(), text) for p, text in pretraining_corpus(
         stage.steps * stage.batch_size, flaw_rate=stage.flaw_rate, seed=stage.seed,
@@ -191,7 +234,8 @@ def check_member(model, tokenizer, config: FamilyConfig = FAMILY_CONFIG) -> dict
     tier (teacher forcing: deterministic, no sampling noise)."""
     from rlscale.data import arithmetic_problems
 
-    problems = arithmetic_problems(config.n_check, seed=config.check_seed, split="test")
+    problems = arithmetic_problems(config.n_check, seed=config.check_seed, split="test",
+                                   tiers=config.check_tiers())
     probs = []
     for start in range(0, len(problems), 256):
         batch = problems[start:start + 256]

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rlscale.data.arithmetic import ARITHMETIC_TIERS
 from rlscale.models.training_state import read_training_state, write_training_state
 
 CHECKPOINT = "pretrain_state"
@@ -53,9 +54,17 @@ class PretrainConfig(BaseModel):
     grad_clip: float = Field(1.0, gt=0, description="Gradient-norm clip.")
     flaw_rate: float = Field(0.5, ge=0, lt=1, description=(
         "Share of corpus solutions with one slip (pretrain.corpus)."))
-    tiers: list[int] | None = Field(None, description="Task tiers of the corpus (None: all).")
+    tiers: list[int] | None = Field(None, description=(
+        "Task tiers of the corpus (None: the default tiers 1-6)."))
     seed: int = Field(0, description="Seed of the corpus (and of nothing else: no dropout).")
     checkpoint_every: int = Field(500, ge=1, description="Steps between resumable states.")
+
+    @field_validator("tiers")
+    @classmethod
+    def _known_tiers(cls, tiers: list[int] | None) -> list[int] | None:
+        if tiers is not None and (not tiers or set(tiers) - set(ARITHMETIC_TIERS)):
+            raise ValueError(f"must be a non-empty subset of {list(ARITHMETIC_TIERS)}, got {tiers}")
+        return tiers
 
     def peak_lr(self, hidden_size: int) -> float:
         return self.lr * (self.lr_reference_width / hidden_size) ** self.lr_width_exponent

@@ -43,7 +43,8 @@ class DataConfig(BaseModel):
     tiers: list[int] | None = Field(
         default=None,
         description="Built-in task only: the difficulty tiers to draw problems from (1 easiest "
-                    "... 6 hardest; default all), for training and a split-off hold-out alike.")
+                    "... 8 hardest; default 1-6, the task the shipped family was pretrained on), for "
+                    "training and a split-off hold-out alike.")
     holdout: str | None = Field(
         default=None,
         description="A file with the held-out problems. None: split a stratified hold-out set "
