@@ -220,5 +220,8 @@ def print_report(console: Console, report: dict) -> None:
             table.add_row(name, f"{v['estimate']:.5g}", f"{v['lo']:.5g}", f"{v['hi']:.5g}")
         console.print(table)
         cov = boot["coverage"]
-        console.print(f"held-out points inside the {cov['level']:.0%} {cov['kind']} band: "
-                      f"{cov['overall']:.1%} of {cov['n']}")
+        if cov is None:
+            console.print(f"no band: {boot['coverage_note']}")
+        else:
+            console.print(f"held-out points inside the {cov['level']:.0%} {cov['kind']} band: "
+                          f"{cov['overall']:.1%} of {cov['n']}")

@@ -411,7 +411,11 @@ def protocol_bootstrap(table, result, n, seed, level, warmup) -> dict:
 
     boot = bootstrap_protocol(result, table, n=n, seed=seed, level=level, warmup=warmup,
                               progress=True)
+    try:
+        held_out, why = coverage(boot, result.heldout), None
+    except LawError as err:  # intervals stand; the band of an unseen size could not be made
+        held_out, why = None, str(err)
     return {"n": len(boot.replicates), "failed": boot.n_failed, "seed": seed, "level": level,
             "resampling": describe_method(boot),
             "intervals": boot.intervals(sorted({*result.train_sizes, *result.heldout["N"]})),
-            "coverage": coverage(boot, result.heldout)}
+            "coverage": held_out, "coverage_note": why}
