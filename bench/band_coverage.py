@@ -6,8 +6,9 @@ On the paper's Instruct curves (../shared/data/paper/digitized_instruct_CD.csv) 
 --runs, on a run table (a demo's `runs/`: its Exp 1 ladder, the demo's 4-step warm-up clip), for
 the C- and D-laws as `rlscale predict` fits them (laws.validate.predictive_law):
 - intra-run: first 25% of every curve fitted, the rest predicted;
-- inter-model, forward: every size from the 4th on predicted fully out of sample from the sizes
-  below it, pooled (one held-out curve alone reads nearly 0 or 1: its points share one offset
+- inter-model, forward: every size from the 5th on predicted fully out of sample from the sizes
+  below it (from 4 fitted sizes: with 3, no fold measures the across-size spread and no band is
+  made), pooled (one held-out curve alone reads nearly 0 or 1: its points share one offset
   and tilt from the law), with each target's error, band half-width, and its actual offset u
   and relative tilt w = v / k(N) next to the scales the band draws them from.
 --synthetic F: F synthetic ladders drawn from the paper's own D-law and residual structure
@@ -60,7 +61,7 @@ def target_band(table, x, target, refits, level):
 def forward(name, table, x, refits, level):
     sizes = prepare_points(table, x).sizes
     inside = total = 0
-    for target in sizes[3:]:
+    for target in sizes[4:]:  # from 4 fitted sizes: with 3, no fold measures the spread (no band)
         result, boot, band, half = target_band(table, x, target, refits, level)
         held = result.heldout
         inside += band["overall"] * band["n"]
