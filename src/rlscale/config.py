@@ -2,11 +2,14 @@
 (training configs in rl/config.py, experiment specs in experiments/spec.py, the CLI)."""
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from rlscale.errors import ConfigError
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
@@ -20,6 +23,16 @@ def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict[str, 
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the {what} must be a mapping of keys to values")
     return raw
+
+
+def validate_file(model: type[Model], raw: dict[str, Any], path: str | Path) -> Model:
+    """`model` validated from a file's mapping; the first error names the file and the key."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: key '{key}': {first['msg']}") from None
 
 
 def parse_override(item: str) -> tuple[str, Any]:

@@ -60,6 +60,14 @@ ARITHMETIC_TIERS: dict[int, Tier] = {
 DEFAULT_TIERS: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
 """The tiers drawn when none are named: the task the shipped family was pretrained on."""
 
+
+def tiers_problem(tiers: Sequence[int]) -> str | None:
+    """Why `tiers` is not a usable tier list (None: it is); every reader of tiers says the same."""
+    tiers = list(tiers)
+    if not tiers or set(tiers) - set(ARITHMETIC_TIERS):
+        return f"must be a non-empty subset of {list(ARITHMETIC_TIERS)}, got {tiers}"
+    return None
+
 ARITHMETIC_CHARSET = "0123456789+-=,\\boxed{}"
 """Every character a prompt or a solution can contain (each once)."""
 
@@ -87,12 +95,9 @@ def arithmetic_problems(
     if split is not None and split not in SPLITS:
         raise DataError(f"split must be one of {SPLITS} or None, got {split!r}", field="split")
     chosen = list(DEFAULT_TIERS) if tiers is None else list(tiers)
-    unknown = [t for t in chosen if t not in ARITHMETIC_TIERS]
-    if not chosen or unknown:
-        raise DataError(
-            f"tiers must be a non-empty subset of {list(ARITHMETIC_TIERS)}, got {chosen}",
-            field="tiers",
-        )
+    problem = tiers_problem(chosen)
+    if problem is not None:
+        raise DataError(f"tiers {problem}", field="tiers")
     rng = np.random.default_rng(seed)
     assignment = [chosen[i % len(chosen)] for i in range(n)]
     rng.shuffle(assignment)

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from rlscale.config import read_yaml_mapping
+from rlscale.config import read_yaml_mapping, validate_file
 from rlscale.errors import ConfigError
 from rlscale.runs.names import is_safe_name
 
@@ -82,12 +82,7 @@ def load_spec(path: str | Path) -> tuple[ExperimentSpec, Path]:
     """Read and validate a spec file; returns the spec and the directory relative paths start from."""
     path = Path(path)
     raw = read_yaml_mapping(path, "experiment spec")
-    try:
-        spec = ExperimentSpec.model_validate(raw)
-    except ValidationError as e:
-        first = e.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: key '{key}': {first['msg']}") from None
+    spec = validate_file(ExperimentSpec, raw, path)
     for key, values in spec.grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{path}: grid key '{key}' must be a non-empty list")

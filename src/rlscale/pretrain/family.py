@@ -28,9 +28,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from rlscale.config import read_yaml_mapping
+from rlscale.config import read_yaml_mapping, validate_file
 from rlscale.data import arithmetic
 from rlscale.errors import ConfigError, DataError
 from rlscale.files import atomic_write_text
@@ -68,8 +68,7 @@ class FamilyConfig(BaseModel):
 
     def stage(self, variant: str) -> PretrainConfig:
         """The last stage of `variant`: the one a build of that member trains."""
-        return (self.continued[-1] if self.continued else self.base) if variant == "base" \
-            else self.instruct
+        return self.stages(variant)[-1]
 
     def stages(self, variant: str) -> list[PretrainConfig]:
         """Every stage up to `variant`, in training order."""
@@ -103,19 +102,13 @@ class FamilyConfig(BaseModel):
 
 
 FAMILY_CONFIG = FamilyConfig()
+FINGERPRINT_SOLUTIONS = 512
 
 
 def load_recipe(path: str | Path) -> FamilyConfig:
     """A family recipe from a YAML file of `FamilyConfig`'s keys (what it leaves out is the shipped
     recipe's), e.g. configs/family-staged.yaml; errors name the file and the key."""
-    raw = read_yaml_mapping(path, "family recipe")
-    try:
-        return FamilyConfig.model_validate(raw)
-    except ValidationError as e:
-        first = e.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: key '{key}': {first['msg']}") from None
-FINGERPRINT_SOLUTIONS = 512
+    return validate_file(FamilyConfig, read_yaml_mapping(path, "family recipe"), path)
 
 
 def corpus_fingerprint(stage: PretrainConfig) -> str:
@@ -232,9 +225,7 @@ def build_member(name: str, variant: str = "base", *, root: str | Path | None = 
 def check_member(model, tokenizer, config: FamilyConfig = FAMILY_CONFIG) -> dict:
     """Exact pass@1 of the canonical solution at T = 0.7 on held-out problems, overall and per
     tier (teacher forcing: deterministic, no sampling noise)."""
-    from rlscale.data import arithmetic_problems
-
-    problems = arithmetic_problems(config.n_check, seed=config.check_seed, split="test",
+    problems = arithmetic.arithmetic_problems(config.n_check, seed=config.check_seed, split="test",
                                    tiers=config.check_tiers())
     probs = []
     for start in range(0, len(problems), 256):

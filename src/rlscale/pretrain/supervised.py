@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rlscale.data.arithmetic import ARITHMETIC_TIERS
+from rlscale.data.arithmetic import tiers_problem
 from rlscale.models.training_state import read_training_state, write_training_state
 
 CHECKPOINT = "pretrain_state"
@@ -62,8 +62,9 @@ class PretrainConfig(BaseModel):
     @field_validator("tiers")
     @classmethod
     def _known_tiers(cls, tiers: list[int] | None) -> list[int] | None:
-        if tiers is not None and (not tiers or set(tiers) - set(ARITHMETIC_TIERS)):
-            raise ValueError(f"must be a non-empty subset of {list(ARITHMETIC_TIERS)}, got {tiers}")
+        problem = None if tiers is None else tiers_problem(tiers)
+        if problem is not None:
+            raise ValueError(problem)
         return tiers
 
     def peak_lr(self, hidden_size: int) -> float:

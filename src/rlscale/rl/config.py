@@ -262,12 +262,11 @@ class TrainConfig(BaseModel):
         if self.data.tiers is not None and self.data.source != BUILTIN_TASK:
             raise ValueError("key 'data.tiers': only the built-in task has tiers")
         if self.data.tiers is not None:
-            from rlscale.data.arithmetic import ARITHMETIC_TIERS
+            from rlscale.data.arithmetic import tiers_problem
 
-            unknown = sorted(set(self.data.tiers) - set(ARITHMETIC_TIERS))
-            if unknown or not self.data.tiers:
-                raise ValueError(f"key 'data.tiers': must be a non-empty subset of "
-                                 f"{list(ARITHMETIC_TIERS)}, got {self.data.tiers}")
+            problem = tiers_problem(self.data.tiers)
+            if problem is not None:
+                raise ValueError(f"key 'data.tiers': {problem}")
         if not all(0.0 <= b < 1.0 for b in self.adam_betas):
             raise ValueError(f"key 'adam_betas': each must be in [0, 1), got {list(self.adam_betas)}")
         if not _DEVICE.fullmatch(self.device):
