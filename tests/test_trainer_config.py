@@ -49,6 +49,9 @@ def test_yaml_and_dotted_overrides(tmp_path):
     (["data.n_problems=0"], "data.n_problems"),
     (["data.tiers=[1]", "data.source=x.parquet"], "data.tiers"),
     (["data=3"], "data"),
+    (["family_recipe={base: {seed: 1}}"], "family_recipe"),  # model=m is not a family size
+    (["model=mini-42k", "family_recipe={base: {sed: 1}}"], "family_recipe.base.sed"),
+    (["model=mini-42k", "family_recipe={n_check: 0}"], "family_recipe.n_check"),
 ])
 def test_bad_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=f"'{key}'"):
@@ -107,3 +110,21 @@ def test_real_data_files_feed_the_schedule_and_eval_sets(shared_data):
     # Curriculum: easy -> hard by the reference pass rate.
     rates = [p.pass_rate for p in data.schedule]
     assert rates == sorted(rates, reverse=True)
+
+
+def test_a_run_pretrains_its_member_by_the_family_recipe_it_names(tmp_path):
+    from rlscale.pretrain.family import FamilyConfig, member_record, shipped_path
+    from rlscale.rl.trainer import resolve_model_path
+
+    recipe = {"base": {"steps": 12, "batch_size": 8, "seed": 100}, "n_check": 16}
+    config = TrainConfig(model="mini-42k", family_recipe=recipe, family_root=str(tmp_path))
+    path = resolve_model_path(config)
+    assert path.parent == tmp_path  # built into the cache, not the shipped weights
+    assert member_record(path)["recipe_hash"] == \
+        FamilyConfig.model_validate(recipe).recipe_hash("mini-42k", "base")
+    assert member_record(path)["recipe"]["base"]["seed"] == 100
+    shipped = TrainConfig(model="mini-42k", family_root=str(tmp_path))
+    assert resolve_model_path(shipped) == shipped_path("mini-42k", "base")
+    # the recipe is part of what a run is; runs that name none keep their hash
+    assert "family_recipe" not in shipped.hashed_fields()
+    assert config.config_hash() != shipped.config_hash()

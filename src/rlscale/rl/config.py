@@ -243,6 +243,12 @@ class TrainConfig(BaseModel):
         default=None,
         description="Cache of family members built here (None: $RLSCALE_CACHE or "
                     "~/.cache/rlscale/ladder); shipped weights are used when they match.")
+    family_recipe: dict[str, Any] | None = Field(
+        default=None,
+        description="For a family size: the recipe its member is pretrained by, the keys of a "
+                    "family recipe file (`rlscale pretrain --recipe`, e.g. {base: {seed: 100}} "
+                    "for a second pretraining draw); built and cached on first use. None: the "
+                    "shipped recipe.")
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -282,10 +288,24 @@ class TrainConfig(BaseModel):
             self.recompute_old_logprobs = self.dtype != "float32"
         if self.use_vllm and self.backend != "trl":
             raise ValueError("key 'use_vllm': vLLM rollouts need backend=trl")
+        if self.family_recipe is not None:
+            self._check_family_recipe()
         if self.eval_estimator == "canonical" and self.eval_greedy:
             raise ValueError("key 'eval_estimator': 'canonical' scores sampling at "
                              "eval_temperature; it cannot be combined with eval_greedy")
         return self
+
+    def _check_family_recipe(self) -> None:
+        if self.model not in _family_sizes():
+            raise ValueError(f"key 'family_recipe': applies to a family size, not {self.model!r}")
+        from rlscale.pretrain.family import FamilyConfig  # torch: only when a recipe is named
+
+        try:
+            FamilyConfig.model_validate(self.family_recipe)
+        except ValidationError as e:
+            error = e.errors()[0]
+            where = ".".join(str(part) for part in error["loc"])
+            raise ValueError(f"key 'family_recipe.{where}': {error['msg']}") from None
 
     @property
     def run_name(self) -> str:
@@ -322,7 +342,13 @@ class TrainConfig(BaseModel):
 # Settings that change how a run is executed or where it is written, never its records.
 _NOT_HASHED = ("threads", "checkpoint_every", "keep_checkpoints", "out", "family_root")
 # Later fields: part of the hash only when set away from their default.
-_HASHED_UNLESS_DEFAULT = {"backend": "native", "use_vllm": False}
+_HASHED_UNLESS_DEFAULT = {"backend": "native", "use_vllm": False, "family_recipe": None}
+
+
+def _family_sizes() -> tuple[str, ...]:
+    from rlscale.models.ladder import LADDER
+
+    return tuple(LADDER)
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
