@@ -52,6 +52,18 @@ def test_joint_predicts_an_unseen_size_where_the_saturating_c_law_cannot(table):
     assert joint.errors["overall"]["mape"] < saturating.errors["overall"]["mape"] / 3
 
 
+def test_two_draws_of_a_ladder_concatenated_fit_as_one_table(table):
+    # pd.concat keeps each part's row labels: two seeds (or two pretraining draws) of a ladder
+    # pasted together repeat them, which phi's row matching must not trip over
+    second = table.assign(run=table["run"].astype(str) + "-draw2")
+    both = pd.concat([table, second])
+    assert both.index.has_duplicates
+    assert estimate_phi(both) == pytest.approx(estimate_phi(table))
+    fitted = inter_model(both, None, x="C")
+    assert fitted.errors["overall"]["mape"] == pytest.approx(
+        inter_model(table, None, x="C").errors["overall"]["mape"], rel=1e-6)
+
+
 def test_phi_of_the_default_law_comes_from_the_fitted_sizes_only(table):
     shifted = table.copy()
     target = shifted["N"] == SIZES[-1]

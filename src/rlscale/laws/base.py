@@ -266,6 +266,7 @@ def estimate_phi(table: pd.DataFrame) -> dict[float, float]:
     missing = [c for c in ("N", "C", "D") if c not in table.columns]
     if missing:
         raise LawError(f"estimating phi = C/(N D) needs columns N, C and D; missing {', '.join(missing)}")
+    table = table.reset_index(drop=True)  # rows are matched by label below: concatenated tables repeat them
     check_c_d_agree(table)
     C = pd.to_numeric(table["C"], errors="coerce")
     D = pd.to_numeric(table["D"], errors="coerce")
