@@ -394,3 +394,18 @@ def test_unknown_engine_is_refused(tiny, tmp_path):
                                       str(tmp_path / "x")])
     assert result.exit_code == 2 and "unknown engine 'trl'" in result.output, result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_a_launch_loads_the_member_of_the_runs_family_recipe(tmp_path):
+    from rlscale.experiments.verl import _model_path
+    from rlscale.pretrain.family import member_record
+    from rlscale.rl.config import TrainConfig
+    from rlscale.rl.trainer import resolve_model_path
+
+    recipe = {"base": {"steps": 12, "batch_size": 8, "seed": 100}, "n_check": 16}
+    config = TrainConfig(model="mini-42k", family_recipe=recipe, family_root=str(tmp_path))
+    with pytest.raises(ConfigError, match="not built yet by the run's recipe"):
+        _model_path(config)  # never the shipped weights of another recipe
+    built = resolve_model_path(config)
+    assert Path(_model_path(config)) == built.resolve()
+    assert member_record(built)["recipe"]["base"]["seed"] == 100

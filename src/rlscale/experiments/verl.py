@@ -507,11 +507,14 @@ def _model_path(config) -> str:
     if config.model in LADDER:
         from rlscale.pretrain.family import cached_path, shipped_path
 
-        path = (shipped_path(config.model, config.variant)
-                or cached_path(config.model, config.variant, root=config.family_root))
+        recipe = config.member_recipe()
+        path = (shipped_path(config.model, config.variant, recipe)
+                or cached_path(config.model, config.variant, root=config.family_root, config=recipe))
         if path is None:
-            raise ConfigError(f"key 'model': {config.model!r} ({config.variant}) is not built yet; "
-                              f"build it with `rlscale pretrain` or give a model directory")
+            how = "`rlscale pretrain`" if config.family_recipe is None else \
+                "`rlscale pretrain --recipe` with the run's family_recipe"
+            raise ConfigError(f"key 'model': {config.model!r} ({config.variant}) is not built yet "
+                              f"by the run's recipe; build it with {how} or give a model directory")
         return str(Path(path).resolve())
     path = Path(config.model).expanduser()
     return str(path.resolve()) if path.exists() else config.model

@@ -307,6 +307,13 @@ class TrainConfig(BaseModel):
             where = ".".join(str(part) for part in error["loc"])
             raise ValueError(f"key 'family_recipe.{where}': {error['msg']}") from None
 
+    def member_recipe(self):
+        """The recipe (pretrain.family.FamilyConfig) a family size's member is pretrained by."""
+        from rlscale.pretrain.family import FAMILY_CONFIG, FamilyConfig
+
+        return FAMILY_CONFIG if self.family_recipe is None else \
+            FamilyConfig.model_validate(self.family_recipe)
+
     @property
     def run_name(self) -> str:
         """run_id, or <model folder name>_s<seed> with anything unsafe in a folder name replaced."""

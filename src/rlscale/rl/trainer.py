@@ -39,7 +39,7 @@ from rlscale.data.problem import Problem
 from rlscale.errors import ConfigError
 from rlscale.models import LADDER, count_params, load_model, scoring
 from rlscale.models.flops import ModelShape, paper_compute, step_flops
-from rlscale.pretrain.family import FAMILY_CONFIG, FamilyConfig, member_path
+from rlscale.pretrain.family import member_path
 from rlscale.reward import Verifier
 from rlscale.rl import checkpoint as ckpt
 from rlscale.rl.config import BUILTIN_TASK, TrainConfig
@@ -133,9 +133,8 @@ def resolve_model_path(config: TrainConfig) -> Path:
     """A family size -> its pretrained weights by the run's family recipe (shipped, or built and
     cached on first use); else a local model directory."""
     if config.model in LADDER:
-        recipe = FAMILY_CONFIG if config.family_recipe is None else \
-            FamilyConfig.model_validate(config.family_recipe)
-        return member_path(config.model, config.variant, root=config.family_root, config=recipe)
+        return member_path(config.model, config.variant, root=config.family_root,
+                           config=config.member_recipe())
     path = Path(config.model).expanduser()
     if not path.is_dir():
         raise ConfigError(f"key 'model': {config.model!r} is neither a family size "
