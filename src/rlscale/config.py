@@ -30,9 +30,14 @@ def validate_file(model: type[Model], raw: dict[str, Any], path: str | Path) -> 
     try:
         return model.model_validate(raw)
     except ValidationError as e:
-        first = e.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: key '{key}': {first['msg']}") from None
+        key, message = first_error(e)
+        raise ConfigError(f"{path}: key '{key}': {message}") from None
+
+
+def first_error(error: ValidationError) -> tuple[str, str]:
+    """(dotted key, message) of a pydantic error's first problem: what our errors name."""
+    first = error.errors()[0]
+    return ".".join(str(part) for part in first["loc"]), first["msg"]
 
 
 def parse_override(item: str) -> tuple[str, Any]:

@@ -68,6 +68,7 @@ def tiers_problem(tiers: Sequence[int]) -> str | None:
         return f"must be a non-empty subset of {list(ARITHMETIC_TIERS)}, got {tiers}"
     return None
 
+
 ARITHMETIC_CHARSET = "0123456789+-=,\\boxed{}"
 """Every character a prompt or a solution can contain (each once)."""
 

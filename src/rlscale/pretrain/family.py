@@ -225,8 +225,8 @@ def build_member(name: str, variant: str = "base", *, root: str | Path | None = 
 def check_member(model, tokenizer, config: FamilyConfig = FAMILY_CONFIG) -> dict:
     """Exact pass@1 of the canonical solution at T = 0.7 on held-out problems, overall and per
     tier (teacher forcing: deterministic, no sampling noise)."""
-    problems = arithmetic.arithmetic_problems(config.n_check, seed=config.check_seed, split="test",
-                                   tiers=config.check_tiers())
+    problems = arithmetic.arithmetic_problems(config.n_check, seed=config.check_seed,
+                                              split="test", tiers=config.check_tiers())
     probs = []
     for start in range(0, len(problems), 256):
         batch = problems[start:start + 256]

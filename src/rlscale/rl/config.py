@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rlscale.config import parse_override, read_yaml_mapping
+from rlscale.config import first_error, parse_override, read_yaml_mapping
 from rlscale.errors import ConfigError
 from rlscale.runs import names
 
@@ -296,16 +296,15 @@ class TrainConfig(BaseModel):
         return self
 
     def _check_family_recipe(self) -> None:
-        if self.model not in _family_sizes():
-            raise ValueError(f"key 'family_recipe': applies to a family size, not {self.model!r}")
-        from rlscale.pretrain.family import FamilyConfig  # torch: only when a recipe is named
+        from rlscale.models.ladder import LADDER  # torch: only when a recipe is named
 
+        if self.model not in LADDER:
+            raise ValueError(f"key 'family_recipe': applies to a family size, not {self.model!r}")
         try:
-            FamilyConfig.model_validate(self.family_recipe)
+            self.member_recipe()
         except ValidationError as e:
-            error = e.errors()[0]
-            where = ".".join(str(part) for part in error["loc"])
-            raise ValueError(f"key 'family_recipe.{where}': {error['msg']}") from None
+            key, message = first_error(e)
+            raise ValueError(f"key 'family_recipe.{key}': {message}") from None
 
     def member_recipe(self):
         """The recipe (pretrain.family.FamilyConfig) a family size's member is pretrained by."""
@@ -351,11 +350,6 @@ _NOT_HASHED = ("threads", "checkpoint_every", "keep_checkpoints", "out", "family
 # Later fields: part of the hash only when set away from their default.
 _HASHED_UNLESS_DEFAULT = {"backend": "native", "use_vllm": False, "family_recipe": None}
 
-
-def _family_sizes() -> tuple[str, ...]:
-    from rlscale.models.ladder import LADDER
-
-    return tuple(LADDER)
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
