@@ -1,14 +1,18 @@
-"""How far two pretraining draws of one family size differ, against the forecast errors the laws
-are held to (docs/miniature.md, "A second pretraining draw").
+"""How far other pretraining draws of a family's members differ from the family's own, against the
+forecast errors the laws are held to (docs/miniature.md, "A second pretraining draw").
 
     python bench/member_scatter.py RUNS_A RUNS_B [--warmup 4]
 
-RUNS_A, RUNS_B: the Exp 1 ladders of two draws of the family, e.g. a demo's runs/exp1_ladder and
-the runs of specs/ablations/second_draw.yaml (the same RL recipe and seed, another corpus seed
-for pretraining). Prints, per size, L at the first and last step, the mean absolute gap between
-the two curves and each one's free k (C); then the largest size predicted fully out of sample
-(the default laws of `rlscale predict --protocol inter`) from each draw, from the other draw's
-smaller sizes, and from both draws pooled. Same runs, same figures. Not a timing.
+RUNS_A: the Exp 1 ladder of one draw of the family, e.g. a demo's runs/exp1_ladder. RUNS_B: runs
+of other draws, all of one ladder (specs/ablations/second_draw.yaml: every size redrawn) or of
+some sizes only (specs/ablations/top_draws.yaml: several draws of the top member), with the same
+RL recipe and seed. Prints, for each run of B, L at the first and last step beside A's run of the
+same size, the mean absolute gap between the two curves and each one's free k (C); then A's
+largest size predicted fully out of sample (the default laws of `rlscale predict --protocol
+inter`) from A's smaller sizes, each top of B from the same smaller sizes and, with 3+ tops in
+all, the mean of the top curves step by step (and the tops' spread about it); where B holds a
+whole ladder, also B alone, A's top from B's smaller sizes, and both pooled. Same runs, same
+figures. Not a timing.
 """
 
 from __future__ import annotations
@@ -33,10 +37,19 @@ def ladder(root, tag: str, warmup: int) -> pd.DataFrame:
 
 
 def top_error(table: pd.DataFrame, x: str) -> str:
+    """MAPE of the top size fully out of sample, and its sign: the mean of L_pred / L - 1."""
     try:
-        return f"{inter_model(table, None, x).errors['overall']['mape']:.2%}"
+        result = inter_model(table, None, x)
     except LawError as e:
         return f"not computed ({e})"
+    bias = float(np.mean(result.heldout["L_pred"] / result.heldout["L"] - 1))
+    return f"{result.errors['overall']['mape']:.2%} ({bias:+.1%})"
+
+
+def mean_curve(runs: pd.DataFrame, tag: str) -> pd.DataFrame:
+    """Several runs of one size averaged step by step (L, C, D, T), as one run."""
+    mean = runs.groupby("step", as_index=False)[["N", "C", "D", "T", "L"]].mean()
+    return mean.assign(run=tag)[runs.columns]
 
 
 def main() -> None:
@@ -47,28 +60,51 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore", LawWarning)
     A, B = ladder(args.runs_a, "A", args.warmup), ladder(args.runs_b, "B", args.warmup)
+    if A.groupby("N")["run"].nunique().max() > 1:
+        raise SystemExit(f"{args.runs_a}: RUNS_A must hold one run a size (one draw of the family)")
 
-    print("| N | L first A / B | L last A / B | mean abs gap of L | free k (C) A / B | R^2 A / B |")
-    print("|---|---|---|---|---|---|")
-    for n in sorted(set(A["N"]) & set(B["N"])):
-        a, b = A[A["N"] == n].set_index("step"), B[B["N"] == n].set_index("step")
-        steps = a.index.intersection(b.index)
+    def free_k(run: pd.DataFrame):
+        return free_slopes(run, "C", min_step=args.warmup + 1).iloc[0]
+
+    print("| N | run of B | L first A / B | L last A / B | mean abs gap of L | free k (C) A / B "
+          "| R^2 A / B |")
+    print("|---|---|---|---|---|---|---|")
+    for (n, run), b in B.groupby(["N", "run"], sort=True):
+        if n not in set(A["N"]):
+            continue
+        a = A[A["N"] == n]
+        a_curve, b_curve = a.set_index("step")["L"], b.set_index("step")["L"]
+        steps = a_curve.index.intersection(b_curve.index)
         late = steps[steps > args.warmup]
-        gap = float(np.mean(np.abs(b.loc[late, "L"] / a.loc[late, "L"] - 1)))
-        ka, kb = (free_slopes(t[t["N"] == n], "C", min_step=args.warmup + 1).iloc[0] for t in (A, B))
+        gap = float(np.mean(np.abs(b_curve[late] / a_curve[late] - 1)))
+        ka, kb = free_k(a), free_k(b)
         first, last = steps.min(), steps.max()
-        print(f"| {format_size(n)} | {a.loc[first, 'L']:.3f} / {b.loc[first, 'L']:.3f} | "
-              f"{a.loc[last, 'L']:.3f} / {b.loc[last, 'L']:.3f} | {gap:.1%} | "
+        print(f"| {format_size(n)} | {run.removeprefix('B:')} | {a_curve[first]:.3f} / "
+              f"{b_curve[first]:.3f} | {a_curve[last]:.3f} / {b_curve[last]:.3f} | {gap:.1%} | "
               f"{ka.k:.4f} / {kb.k:.4f} | {ka.r2:.3f} / {kb.r2:.3f} |")
 
-    top = max(A["N"].max(), B["N"].max())
-    families = {
-        "A": A, "B": B,
-        "A's smaller sizes, B's top": pd.concat([A[A["N"] < top], B[B["N"] == top]]),
-        "B's smaller sizes, A's top": pd.concat([B[B["N"] < top], A[A["N"] == top]]),
-        "A and B pooled (two runs a size)": pd.concat([A, B]),
-    }
-    print(f"\n| ladder | {format_size(top)} fully out of sample, C | D |\n|---|---|---|")
+    top = A["N"].max()
+    smaller_a = A[A["N"] < top]
+    families = {"A": A}
+    for run in sorted(B.loc[B["N"] == top, "run"].unique()):
+        families[f"A's smaller sizes, {run.removeprefix('B:')} as the top"] = pd.concat(
+            [smaller_a, B[B["run"] == run]])
+    tops = pd.concat([A[A["N"] == top], B[B["N"] == top]])
+    if tops["run"].nunique() > 2:
+        families[f"A's smaller sizes, the mean of the {tops['run'].nunique()} top curves"] = \
+            pd.concat([smaller_a, mean_curve(tops, "mean of the tops")])
+        by_step = tops.pivot_table(index="step", columns="run", values="L")
+        spread = by_step.std(axis=1) / by_step.mean(axis=1)
+        print(f"\n{tops['run'].nunique()} draws of {format_size(top)}: std / mean of L across the "
+              f"draws, per step: mean {spread.mean():.1%}, range {spread.min():.1%}-{spread.max():.1%}")
+    if B.groupby("N")["run"].nunique().max() == 1 and len(set(B["N"])) == len(set(A["N"])):
+        families |= {
+            "B": B,
+            "B's smaller sizes, A's top": pd.concat([B[B["N"] < top], A[A["N"] == top]]),
+            "A and B pooled (two runs a size)": pd.concat([A, B]),
+        }
+    print(f"\n| ladder | {format_size(top)} fully out of sample, C: MAPE (mean L_pred / L - 1) "
+          f"| D |\n|---|---|---|")
     for name, table in families.items():
         print(f"| {name} | {top_error(table, 'C')} | {top_error(table, 'D')} |")
 
