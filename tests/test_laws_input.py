@@ -33,6 +33,18 @@ def test_points_average_runs_drop_step0_and_weigh_sizes_equally():
     assert list(prepare_points(df, "C", sizes=[4e6, 16e6]).sizes) == [4e6, 16e6]
 
 
+def test_one_run_a_point_gives_the_points_the_averaging_gives():
+    df = table().sample(frac=1.0, random_state=0)  # rows in any order
+    points = prepare_points(df, "C", warmup=2)
+    reference = (df[df["step"] > 2].groupby(["N", "step"]).agg(X=("C", "mean"), L=("L", "mean"))
+                 .reset_index().sort_values(["N", "X"], kind="stable"))
+    np.testing.assert_array_equal(points.N, reference["N"])
+    np.testing.assert_array_equal(points.step, reference["step"])
+    np.testing.assert_array_equal(points.X, reference["X"])
+    np.testing.assert_array_equal(points.L, reference["L"])
+    assert set(points.n_runs) == {1} and not points.L_std.any()
+
+
 def test_too_few_sizes_for_the_papers_law():
     with pytest.raises(LawError, match="at least 3 model sizes"):
         get_law("loglinear_kn").fit(table(sizes=(1e6, 4e6)), x="C")

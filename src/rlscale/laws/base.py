@@ -154,10 +154,15 @@ def prepare_points(table: pd.DataFrame | Points, x: str = "C", *, warmup: int = 
         df = df[df["N"].isin(_match_sizes(np.unique(df["N"].to_numpy()), sizes))]
     if warmup:  # without a step column, step is the rank within the size: same rule
         df = df[df["step"] > warmup]
-    grouped = (df.groupby(["N", "step"], sort=True)
-               .agg(X=(x, "mean"), L=("L", "mean"), L_std=("L", "std"), n_runs=("L", "size"))
-               .reset_index())
-    grouped["L_std"] = grouped["L_std"].fillna(0.0)
+    if df.duplicated(["N", "step"]).any():  # repeated runs: averaged per point
+        grouped = (df.groupby(["N", "step"], sort=True)
+                   .agg(X=(x, "mean"), L=("L", "mean"), L_std=("L", "std"), n_runs=("L", "size"))
+                   .reset_index())
+        grouped["L_std"] = grouped["L_std"].fillna(0.0)
+    else:  # one row a point: the same table without the groupby, 10x faster (bootstrap refits)
+        grouped = (pd.DataFrame({"N": df["N"], "step": df["step"], "X": df[x], "L": df["L"],
+                                 "L_std": 0.0, "n_runs": 1})
+                   .sort_values(["N", "step"]).reset_index(drop=True))
     if grouped.empty:
         raise LawError(f"no points left to fit (after dropping step 0 and {warmup} warm-up steps)")
     counts = grouped.groupby("N").size()
