@@ -11,8 +11,9 @@ same size, the mean absolute gap between the two curves and each one's free k (C
 largest size predicted fully out of sample (the default laws of `rlscale predict --protocol
 inter`) from A's smaller sizes, each top of B from the same smaller sizes and, with 3+ tops in
 all, the mean of the top curves step by step (and the tops' spread about it); where B holds a
-whole ladder, also B alone, A's top from B's smaller sizes, and both pooled. Same runs, same
-figures. Not a timing.
+whole ladder, also B alone, A's top from B's smaller sizes, and both pooled. `--law L` (repeatable)
+predicts with other laws that can predict an unseen size (loglinear_kn:e_form=saturating,
+decomposition, additive). Same runs, same figures. Not a timing.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ def ladder(root, tag: str, warmup: int) -> pd.DataFrame:
     return table.assign(run=tag + ":" + table["run"].astype(str))
 
 
-def top_error(table: pd.DataFrame, x: str) -> str:
+def top_error(table: pd.DataFrame, x: str, law: str | None = None) -> str:
     """MAPE of the top size fully out of sample, and its sign: the mean of L_pred / L - 1."""
     try:
-        result = inter_model(table, None, x)
+        result = inter_model(table, law, x)
     except LawError as e:
         return f"not computed ({e})"
     bias = float(np.mean(result.heldout["L_pred"] / result.heldout["L"] - 1))
@@ -57,6 +58,9 @@ def main() -> None:
     parser.add_argument("runs_a")
     parser.add_argument("runs_b")
     parser.add_argument("--warmup", type=int, default=4, help="the warm-up clip (the demo's: 4)")
+    parser.add_argument("--law", action="append", default=None,
+                        help="a law to predict the top with (repeatable; default: the default "
+                             "laws of `rlscale predict --protocol inter`), e.g. decomposition")
     args = parser.parse_args()
     warnings.simplefilter("ignore", LawWarning)
     A, B = ladder(args.runs_a, "A", args.warmup), ladder(args.runs_b, "B", args.warmup)
@@ -103,10 +107,11 @@ def main() -> None:
             "B's smaller sizes, A's top": pd.concat([B[B["N"] < top], A[A["N"] == top]]),
             "A and B pooled (two runs a size)": pd.concat([A, B]),
         }
-    print(f"\n| ladder | {format_size(top)} fully out of sample, C: MAPE (mean L_pred / L - 1) "
-          f"| D |\n|---|---|---|")
-    for name, table in families.items():
-        print(f"| {name} | {top_error(table, 'C')} | {top_error(table, 'D')} |")
+    for law in args.law or [None]:
+        print(f"\n| ladder ({law or 'default laws'}) | {format_size(top)} fully out of sample, C: "
+              f"MAPE (mean L_pred / L - 1) | D |\n|---|---|---|")
+        for name, table in families.items():
+            print(f"| {name} | {top_error(table, 'C', law)} | {top_error(table, 'D', law)} |")
 
 
 if __name__ == "__main__":
