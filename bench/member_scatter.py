@@ -13,7 +13,8 @@ inter`) from A's smaller sizes, each top of B from the same smaller sizes and, w
 all, the mean of the top curves step by step (and the tops' spread about it); where B holds a
 whole ladder, also B alone, A's top from B's smaller sizes, and both pooled. `--law L` (repeatable)
 predicts with other laws that can predict an unseen size (loglinear_kn:e_form=saturating,
-decomposition, additive). Same runs, same figures. Not a timing.
+decomposition, additive); `--plot FILE` draws the top's draws and their forecast. Same runs,
+same figures. Not a timing.
 """
 
 from __future__ import annotations
@@ -53,6 +54,33 @@ def mean_curve(runs: pd.DataFrame, tag: str) -> pd.DataFrame:
     return mean.assign(run=tag)[runs.columns]
 
 
+def plot_tops(smaller: pd.DataFrame, tops: pd.DataFrame, path: str) -> None:
+    """L against C, log-log: every draw of the top and the forecast of its curve (the default
+    law, fitted on the smaller sizes only; one line, as the draws differ only in their C)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rlscale.report.figures import log_ticks
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (run, curve) in enumerate(tops.groupby("run", sort=True)):
+        result = inter_model(pd.concat([smaller, curve]), None, "C")
+        points = result.heldout.sort_values("X")
+        ax.plot(points["X"], points["L"], "o-", ms=3, lw=1, label=run.split(":", 1)[1])
+        if i == 0:
+            ax.plot(points["X"], points["L_pred"], "k--", lw=1.5,
+                    label="forecast from the smaller sizes (fully out of sample)")
+    ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="test loss L",
+           title=f"Draws of {format_size(tops['N'].iloc[0])} and the forecast of its curve")
+    log_ticks(ax)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"figure: {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs_a")
@@ -61,6 +89,8 @@ def main() -> None:
     parser.add_argument("--law", action="append", default=None,
                         help="a law to predict the top with (repeatable; default: the default "
                              "laws of `rlscale predict --protocol inter`), e.g. decomposition")
+    parser.add_argument("--plot", help="write a figure (PNG) of the top's curves, each draw's, "
+                                       "with the forecast from A's smaller sizes")
     args = parser.parse_args()
     warnings.simplefilter("ignore", LawWarning)
     A, B = ladder(args.runs_a, "A", args.warmup), ladder(args.runs_b, "B", args.warmup)
@@ -107,6 +137,8 @@ def main() -> None:
             "B's smaller sizes, A's top": pd.concat([B[B["N"] < top], A[A["N"] == top]]),
             "A and B pooled (two runs a size)": pd.concat([A, B]),
         }
+    if args.plot:
+        plot_tops(smaller_a, tops, args.plot)
     for law in args.law or [None]:
         print(f"\n| ladder ({law or 'default laws'}) | {format_size(top)} fully out of sample, C: "
               f"MAPE (mean L_pred / L - 1) | D |\n|---|---|---|")

@@ -72,3 +72,17 @@ def test_size_colours_fixed_by_rank():
     assert F.size_colours([1e8, 1e6]) == F.size_colours([1e6, 1e8])
     colours = F.size_colours(SIZES)
     assert len(set(colours.values())) == 3
+
+
+@pytest.mark.parametrize(("lo", "hi", "most"), [(4e11, 5e12, 5), (0.15, 0.35, 9)])
+def test_log_ticks_label_a_decade_without_crowding(lo, hi, most):
+    """Nine labels a decade fit plain numbers (0.2, 0.3); e-notation ones (6e11) would overlap."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([lo, hi], [1, 2])
+    ax.set_xscale("log")
+    F.log_ticks(ax, "x")
+    shown = [t for t in ax.xaxis.get_major_locator().tick_values(lo, hi) if lo <= t <= hi]
+    assert 2 <= len(shown) <= most
+    plt.close(fig)

@@ -61,7 +61,9 @@ def log_ticks(ax, which: str = "both") -> None:
             continue
         lo, hi = sorted(axis.get_view_interval())
         span = np.log10(hi / lo) if lo > 0 else 10.0
-        subs = tuple(range(1, 10)) if span <= 1.2 else (1, 2, 5) if span <= 3 else (1,)
+        wide_labels = hi >= 1e4 or lo < 1e-3  # "6e11" labels: nine a decade overlap
+        subs = (tuple(range(1, 10)) if span <= 1.2 and not wide_labels
+                else (1, 2, 5) if span <= 3 else (1,))
         axis.set_major_locator(LogLocator(base=10, subs=subs))
         axis.set_major_formatter(FuncFormatter(_tick_label))
         axis.set_minor_formatter(NullFormatter())
