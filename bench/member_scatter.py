@@ -1,7 +1,7 @@
 """How far other pretraining draws of a family's members differ from the family's own, against the
 forecast errors the laws are held to (docs/miniature.md, "A second pretraining draw").
 
-    python bench/member_scatter.py RUNS_A RUNS_B [--warmup 4]
+    python bench/member_scatter.py RUNS_A RUNS_B [--warmup 4] [--law L ...] [--plot FILE]
 
 RUNS_A: the Exp 1 ladder of one draw of the family, e.g. a demo's runs/exp1_ladder. RUNS_B: runs
 of other draws, all of one ladder (specs/ablations/second_draw.yaml: every size redrawn) or of
